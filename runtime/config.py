@@ -1,0 +1,56 @@
+"""Settings for loading a model and for one generation; defaults that work on a laptop CPU."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from runtime.fim import FimMode
+
+# KV-cache value types llama.cpp accepts, by the names users type.
+KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
+# The context we allocate when the user does not ask: enough for completion with
+# cross-file context, small enough for the KV cache of a 7B model on a laptop.
+DEFAULT_CTX_CAP = 8192
+
+
+def default_threads() -> int:
+    """Physical-core-ish thread count: llama.cpp generation slows down on hyperthreads."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:
+        n = os.cpu_count() or 1
+    return max(1, n if n <= 4 else n // 2)
+
+
+@dataclass
+class EngineConfig:
+    """How a model is loaded. Zero / None mean "choose from the model and the machine"."""
+
+    n_ctx: int = 0
+    n_threads: int = field(default_factory=default_threads)
+    n_batch: int = 512
+    n_gpu_layers: int = 0
+    flash_attn: bool = False
+    type_k: str = "f16"
+    type_v: str = "f16"
+    kv_overrides: dict[str, bool | int | float | str] = field(default_factory=dict)
+    seed: int = 0
+    check_memory: bool = True
+    verbose: bool = False
+
+
+@dataclass
+class GenerationConfig:
+    """Limits and sampling for one request."""
+
+    max_tokens: int = 128
+    time_budget_s: float | None = None
+    temperature: float = 0.0
+    top_k: int = 40
+    top_p: float = 0.95
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    fim_mode: FimMode | None = None
+    single_line: bool = False
+    stop_at_dedent: bool = True

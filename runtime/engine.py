@@ -1,0 +1,477 @@
+"""The engine: one GGUF model in llama.cpp, serving completion, infill and chat.
+
+Prompts are built as token ids (never llama-cpp-python's ``suffix=`` path, which sends id 0
+for the FIM tokens). Consecutive requests reuse the KV cache for their longest common token
+prefix, and every request reports how many prompt tokens it evaluated and how many it
+reused. Access to the model is serialized by a lock; llama.cpp releases the GIL, so the
+language server calls the engine from a worker thread and its event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.config import EngineConfig, GenerationConfig
+from runtime.errors import ConfigError, LlamacodeError
+from runtime.fim import FimMode, fim_layout, prefix_only_layout
+from runtime.loader import load_llama
+from runtime.model_facts import ModelFacts, read_facts
+from runtime.sampling import Sampler
+from runtime.stops import cursor_indent, dedent_cut, stop_string_cut
+from runtime.template import CHATML_TEMPLATE, LLAMA2_TEMPLATE, render_chat
+
+log = logging.getLogger("llamacode.runtime")
+
+# Prepended to text that must be tokenized without sentencepiece's implicit leading space
+# (Code Llama's reference does the same with this character), then cut off again.
+_NOSPACE_SENTINELS = ("☺", "\u2063", "§")
+
+
+class CancelToken:
+    """A flag the caller sets to stop a request; checked before and during generation."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class Generation:
+    """One request's result and what it cost."""
+
+    text: str
+    stop_reason: str
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    ttft_s: float = 0.0
+    elapsed_s: float = 0.0
+    prompt_mode: str = ""
+
+
+@dataclass
+class EngineStats:
+    """Cumulative counters since the model was loaded (benchmarks read these)."""
+
+    requests: int = 0
+    cancelled_before_start: int = 0
+    cancelled: int = 0
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    generation_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Decoder:
+    """Incremental detokenization: bytes per token, UTF-8 decoded as it completes."""
+
+    piece: Callable[[int], bytes]
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+
+    def push(self, token: int) -> str:
+        return self.decoder.decode(self.piece(token))
+
+    def flush(self) -> str:
+        return self.decoder.decode(b"", final=True)
+
+
+class Engine:
+    """A loaded model. Build it with :meth:`load`."""
+
+    def __init__(self, llm: Any, facts: ModelFacts, config: EngineConfig) -> None:
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        self._llm = llm
+        self.facts = facts
+        self.config = config
+        self.n_ctx: int = llm.n_ctx()
+        self.stats = EngineStats()
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacode-engine")
+        self._vocab = llm._model.vocab
+        self._n_vocab = llm.n_vocab()
+        self._pieces: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        fim_eot = facts.fim.eot if facts.fim else None
+        self._eot_ids = {t for t in (facts.eot, fim_eot) if t is not None}
+        self._stop_ids = self._eot_ids | ({facts.eos} if facts.eos is not None else set())
+        self._nospace = self._find_nospace_sentinel()
+        self._said_prefix_only = False
+
+    @classmethod
+    def load(cls, path: str | Path, config: EngineConfig | None = None) -> Engine:
+        """Check the file, choose settings from its metadata and the machine, load it."""
+        config = config or EngineConfig()
+        facts = read_facts(path)
+        llm = load_llama(facts, config)
+        return cls(llm, facts, config)
+
+    def close(self) -> None:
+        with self._lock:
+            self._executor.shutdown(wait=False)
+            self._llm.close()
+
+    # Tokens ---------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        """Token ids for ``text`` as the start of a sequence (sentencepiece adds its space)."""
+        if not text:
+            return []
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def tokenize_nospace(self, text: str) -> list[int]:
+        """Token ids for ``text`` that continues a sequence (no implicit leading space)."""
+        if not text or self._nospace is None:
+            return self.tokenize(text)
+        sentinel, n = self._nospace
+        ids = self.tokenize(sentinel + text)
+        if ids[:n] == self.tokenize(sentinel) and self.detokenize(ids[n:]) == text:
+            return ids[n:]
+        return self.tokenize(text)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return b"".join(self._piece(t) for t in ids).decode("utf-8", errors="replace")
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            n = self._llama_cpp.llama_token_to_piece(
+                self._vocab, token, self._piece_buf, len(self._piece_buf), 0, False
+            )
+            piece = self._piece_buf.raw[: max(n, 0)]
+            self._pieces[token] = piece
+        return piece
+
+    def _find_nospace_sentinel(self) -> tuple[str, int] | None:
+        if not self.facts.add_space_prefix:
+            return None
+        for sentinel in _NOSPACE_SENTINELS:
+            n = len(self.tokenize(sentinel))
+            if self.tokenize(sentinel + "x")[:n] == self.tokenize(sentinel):
+                return sentinel, n
+        return None
+
+    # Requests -------------------------------------------------------------------------
+
+    def complete(
+        self,
+        prefix: str,
+        config: GenerationConfig | None = None,
+        cancel: CancelToken | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Continue ``prefix``."""
+        config = config or GenerationConfig()
+        budget = self._prompt_budget(config, reserve=1)
+        ids = prefix_only_layout(self.tokenize(prefix)[-budget:], self._bos())
+        return self._generate(ids, config, cancel, on_text, "completion", None)
+
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        extra_context: Sequence[str] = (),
+        config: GenerationConfig | None = None,
+        cancel: CancelToken | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Write what goes between ``prefix`` and ``suffix`` (prefix-only without FIM tokens).
+
+        ``extra_context`` (e.g. other open files) goes before the prefix, so it stays at
+        the prompt's stable start.
+        """
+        config = config or GenerationConfig()
+        fim = self.facts.fim
+        head = "".join(extra_context)
+        indent = cursor_indent(prefix) if config.stop_at_dedent else None
+        if fim is None:
+            if not self._said_prefix_only:
+                log.info(
+                    "%s has no FIM tokens: infill completes from the prefix only", self.facts.name
+                )
+                self._said_prefix_only = True
+            budget = self._prompt_budget(config, reserve=1)
+            ids = prefix_only_layout(self.tokenize(head + prefix)[-budget:], self._bos())
+            return self._generate(ids, config, cancel, on_text, "prefix-only", indent)
+        mode = config.fim_mode or self.facts.default_fim_mode or FimMode.PSM
+        if mode not in fim.modes:
+            raise ConfigError(
+                f"{self.facts.name} was not trained with {mode.value.upper()} infilling; "
+                f"use one of: {', '.join(m.value for m in fim.modes)}"
+            )
+        budget = self._prompt_budget(config, reserve=4)
+        prefix_ids = self.tokenize(head + prefix)
+        suffix_ids = self.tokenize_nospace(suffix)
+        # Keep the end of the prefix and the start of the suffix; the suffix gets at most
+        # a quarter of the budget unless the prefix leaves room.
+        suffix_keep = min(len(suffix_ids), max(budget // 4, budget - len(prefix_ids)))
+        prefix_keep = min(len(prefix_ids), budget - suffix_keep)
+        ids = fim_layout(
+            fim, prefix_ids[len(prefix_ids) - prefix_keep :], suffix_ids[:suffix_keep], mode
+        )
+        return self._generate(ids, config, cancel, on_text, mode.value, indent)
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        config: GenerationConfig | None = None,
+        cancel: CancelToken | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Answer the last user message of a conversation (roles: system, user, assistant)."""
+        config = config or GenerationConfig(max_tokens=512)
+        messages = [dict(m) for m in messages]
+        for m in messages:
+            if m.get("role") not in ("system", "user", "assistant") or not isinstance(
+                m.get("content"), str
+            ):
+                raise ConfigError(
+                    "each chat message needs a role (system, user or assistant) and text content"
+                )
+        budget = self._prompt_budget(config, reserve=0)
+        while True:
+            ids = self._chat_ids(messages)
+            if len(ids) <= budget:
+                break
+            droppable = [i for i, m in enumerate(messages[:-1]) if m["role"] != "system"]
+            if not droppable:
+                raise ConfigError(
+                    f"the conversation ({len(ids)} tokens) does not fit the context of "
+                    f"{self.n_ctx} tokens; shorten it or load the model with a larger --ctx"
+                )
+            del messages[droppable[0]]
+        return self._generate(ids, config, cancel, on_text, "chat", None)
+
+    async def acomplete(self, prefix: str, **kwargs: Any) -> Generation:
+        return await self._run(partial(self.complete, prefix, **kwargs))
+
+    async def ainfill(self, prefix: str, suffix: str, **kwargs: Any) -> Generation:
+        return await self._run(partial(self.infill, prefix, suffix, **kwargs))
+
+    async def achat(self, messages: Sequence[Mapping[str, str]], **kwargs: Any) -> Generation:
+        return await self._run(partial(self.chat, messages, **kwargs))
+
+    async def _run(self, call: Callable[[], Generation]) -> Generation:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _bos(self) -> int | None:
+        return self.facts.bos if self.facts.add_bos else None
+
+    def _prompt_budget(self, config: GenerationConfig, reserve: int) -> int:
+        budget = self.n_ctx - min(config.max_tokens, self.n_ctx // 2) - reserve
+        if budget <= 0:
+            raise ConfigError(f"a context of {self.n_ctx} tokens leaves no room for a prompt")
+        return budget
+
+    def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        template = self.facts.chat_template or self._fallback_template()
+        text = render_chat(
+            template,
+            messages,
+            bos_token=_token_text(self._llm, self.facts.bos),
+            eos_token=_token_text(self._llm, self.facts.eos),
+        )
+        ids = self.tokenize(text, special=True)
+        bos = self._bos()
+        if bos is not None and (not ids or ids[0] != bos):
+            ids.insert(0, bos)
+        return ids
+
+    def _fallback_template(self) -> str:
+        im_start = self.tokenize("<|im_start|>", special=True)
+        return CHATML_TEMPLATE if len(im_start) == 1 else LLAMA2_TEMPLATE
+
+    # The generation loop --------------------------------------------------------------
+
+    def _generate(
+        self,
+        ids: list[int],
+        config: GenerationConfig,
+        cancel: CancelToken | None,
+        on_text: Callable[[str], None] | None,
+        mode: str,
+        min_indent: int | None,
+    ) -> Generation:
+        with self._lock:
+            self.stats.requests += 1
+            if cancel is not None and cancel.cancelled:
+                self.stats.cancelled_before_start += 1
+                self.stats.cancelled += 1
+                return Generation("", "cancelled", prompt_tokens=len(ids), prompt_mode=mode)
+            try:
+                result = self._run_locked(ids, config, cancel, on_text, mode, min_indent)
+            except LlamacodeError:
+                raise
+            except RuntimeError as exc:
+                # llama.cpp's decode failures surface as RuntimeError; the cache is suspect.
+                self._llm.n_tokens = 0
+                raise LlamacodeError(f"llama.cpp failed while generating: {exc}") from exc
+            s = self.stats
+            s.prompt_tokens += result.prompt_tokens
+            s.evaluated_tokens += result.evaluated_tokens
+            s.reused_tokens += result.reused_tokens
+            s.generated_tokens += result.generated_tokens
+            s.generation_s += result.elapsed_s
+            s.cancelled += result.stop_reason == "cancelled"
+            return result
+
+    def _run_locked(
+        self,
+        ids: list[int],
+        config: GenerationConfig,
+        cancel: CancelToken | None,
+        on_text: Callable[[str], None] | None,
+        mode: str,
+        min_indent: int | None,
+    ) -> Generation:
+        start = time.monotonic()
+        deadline = start + config.time_budget_s if config.time_budget_s else None
+        llm = self._llm
+        reused = self._reuse_prefix(ids)
+        evaluated = 0
+        for i in range(reused, len(ids), llm.n_batch):
+            if cancel is not None and cancel.cancelled:
+                return Generation(
+                    "",
+                    "cancelled",
+                    len(ids),
+                    evaluated,
+                    reused,
+                    0,
+                    0.0,
+                    time.monotonic() - start,
+                    mode,
+                )
+            batch = ids[i : i + llm.n_batch]
+            llm.eval(batch)
+            evaluated += len(batch)
+
+        sampler = Sampler(config.temperature, config.top_k, config.top_p, config.seed)
+        decoder = _Decoder(self._piece)
+        text = ""
+        emitted = 0
+        generated = 0
+        ttft = 0.0
+        reason = "max_tokens"
+        hold = max((len(s) for s in config.stop), default=1) - 1
+        while generated < config.max_tokens:
+            if cancel is not None and cancel.cancelled:
+                reason = "cancelled"
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                reason = "time"
+                break
+            token = sampler(self._last_logits())
+            if generated == 0:
+                ttft = time.monotonic() - start
+            generated += 1
+            if token in self._stop_ids or self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                reason = "eot" if token in self._eot_ids else "eos"
+                break
+            text += decoder.push(token)
+            cut, why = self._cut(text, config, min_indent, final=False)
+            if cut is not None:
+                text, reason = text[:cut], why
+                break
+            safe = len(text) - hold
+            if min_indent is not None:
+                safe = min(safe, text.rfind("\n") + 1 if "\n" in text else 0)
+            if on_text is not None and safe > emitted:
+                on_text(text[emitted:safe])
+                emitted = safe
+            if llm.n_tokens >= self.n_ctx:
+                reason = "context"
+                break
+            llm.eval([token])
+        else:
+            reason = "max_tokens"
+        if reason not in ("newline", "dedent", "stop"):
+            text += decoder.flush()
+            cut, why = self._cut(text, config, min_indent, final=True)
+            if cut is not None:
+                text, reason = text[:cut], why
+        if on_text is not None and len(text) > emitted:
+            on_text(text[emitted:])
+        return Generation(
+            text,
+            reason,
+            len(ids),
+            evaluated,
+            reused,
+            generated,
+            ttft,
+            time.monotonic() - start,
+            mode,
+        )
+
+    def _cut(
+        self, text: str, config: GenerationConfig, min_indent: int | None, final: bool
+    ) -> tuple[int | None, str]:
+        cuts: list[tuple[int, str]] = []
+        stop = stop_string_cut(text, config.stop)
+        if stop is not None:
+            cuts.append((stop, "stop"))
+        if config.single_line:
+            newline = text.find("\n", 1 if text.startswith("\n") else 0)
+            if newline != -1:
+                cuts.append((newline, "newline"))
+        if min_indent is not None:
+            dedent = dedent_cut(text + "\n" if final else text, min_indent)
+            if dedent is not None:
+                cuts.append((dedent, "dedent"))
+        return min(cuts) if cuts else (None, "")
+
+    def _reuse_prefix(self, ids: list[int]) -> int:
+        """Keep the KV cache for the longest common prefix; return how many tokens that is."""
+        llm = self._llm
+        n = min(llm.n_tokens, len(ids) - 1)
+        if n <= 0:
+            llm.n_tokens = 0
+            return 0
+        cached = llm.input_ids[:n]
+        diff = np.flatnonzero(cached != np.asarray(ids[:n], dtype=cached.dtype))
+        common = int(diff[0]) if diff.size else n
+        llm.n_tokens = common
+        return common
+
+    def _last_logits(self) -> np.ndarray:
+        ptr = self._llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+
+
+def _token_text(llm: Any, token: int | None) -> str:
+    if token is None:
+        return ""
+    text = llm._model.token_get_text(token)
+    return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)

@@ -1,0 +1,167 @@
+"""Fill-in-the-middle prompt layouts: the one definition used by serving and by training.
+
+A layout is a pure function from token ids to token ids, so what a model is trained on
+(``training`` imports :func:`fim_layout`) and what it is prompted with cannot drift apart.
+
+Code Llama (and the StarCoder, Qwen and DeepSeek families, which share its structure):
+
+- PSM: ``[BOS] PRE prefix SUF suffix MID`` -> the model writes the middle, then EOT.
+- SPM: ``[BOS] PRE SUF suffix MID prefix`` -> the model continues with the middle.
+
+Codestral has a single layout: ``[BOS] SUFFIX suffix PREFIX prefix`` -> middle.
+
+The suffix (and, in training, the middle) must be encoded without sentencepiece's
+implicit leading space; the prefix keeps it. That rule lives in the tokenizer wrappers,
+not here: this module only arranges ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+
+class FimMode(str, Enum):
+    """Order of the parts in the prompt."""
+
+    PSM = "psm"
+    SPM = "spm"
+
+
+class FimFamily(str, Enum):
+    """Which special-token vocabulary (and so which layout) a model uses."""
+
+    CODELLAMA = "codellama"
+    STARCODER = "starcoder"
+    QWEN = "qwen"
+    DEEPSEEK = "deepseek"
+    CODESTRAL = "codestral"
+    CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class FimTokens:
+    """The special ids a FIM prompt needs, as found in one model's vocabulary."""
+
+    family: FimFamily
+    pre: int
+    suf: int
+    mid: int | None
+    eot: int | None = None
+    bos: int | None = None
+
+    @property
+    def modes(self) -> tuple[FimMode, ...]:
+        """Layouts this family was trained with (Codestral knows only suffix-first)."""
+        if self.family is FimFamily.CODESTRAL:
+            return (FimMode.SPM,)
+        return (FimMode.PSM, FimMode.SPM)
+
+
+@dataclass(frozen=True)
+class _FamilyPieces:
+    pre: tuple[str, ...]
+    suf: tuple[str, ...]
+    mid: tuple[str, ...]
+    eot: tuple[str, ...]
+
+
+# Token texts per family, in the spelling the GGUF vocabulary stores them.
+FAMILY_PIECES: Mapping[FimFamily, _FamilyPieces] = {
+    FimFamily.CODELLAMA: _FamilyPieces(
+        ("▁<PRE>", "<PRE>"), ("▁<SUF>", "<SUF>"), ("▁<MID>", "<MID>"), ("▁<EOT>", "<EOT>")
+    ),
+    FimFamily.STARCODER: _FamilyPieces(
+        ("<fim_prefix>", "<fim-prefix>"),
+        ("<fim_suffix>", "<fim-suffix>"),
+        ("<fim_middle>", "<fim-middle>"),
+        ("<|endoftext|>", "<file_sep>"),
+    ),
+    FimFamily.QWEN: _FamilyPieces(
+        ("<|fim_prefix|>",),
+        ("<|fim_suffix|>",),
+        ("<|fim_middle|>",),
+        ("<|endoftext|>", "<|fim_pad|>"),
+    ),
+    FimFamily.DEEPSEEK: _FamilyPieces(
+        ("<｜fim▁begin｜>",),
+        ("<｜fim▁hole｜>",),
+        ("<｜fim▁end｜>",),
+        ("<｜end▁of▁sentence｜>", "<|EOT|>"),
+    ),
+    FimFamily.CODESTRAL: _FamilyPieces(("[PREFIX]",), ("[SUFFIX]",), ("[MIDDLE]",), ("</s>",)),
+}
+
+
+def fim_layout(
+    tokens: FimTokens,
+    prefix_ids: Sequence[int],
+    suffix_ids: Sequence[int],
+    mode: FimMode = FimMode.PSM,
+) -> list[int]:
+    """Arrange prefix and suffix ids into the prompt the model was trained to complete.
+
+    The model's answer (the middle) follows the returned ids directly.
+    """
+    head = [tokens.bos] if tokens.bos is not None else []
+    if tokens.family is FimFamily.CODESTRAL:
+        return [*head, tokens.suf, *suffix_ids, tokens.pre, *prefix_ids]
+    if tokens.mid is None:
+        raise ValueError(f"{tokens.family.value} FIM tokens lack a middle token")
+    if mode is FimMode.SPM:
+        return [*head, tokens.pre, tokens.suf, *suffix_ids, tokens.mid, *prefix_ids]
+    return [*head, tokens.pre, *prefix_ids, tokens.suf, *suffix_ids, tokens.mid]
+
+
+def prefix_only_layout(prefix_ids: Sequence[int], bos: int | None) -> list[int]:
+    """Prompt for a model without FIM tokens: it can only continue the prefix."""
+    return ([bos] if bos is not None else []) + list(prefix_ids)
+
+
+def detect_fim(
+    token_id: Callable[[str], int | None],
+    token_text: Callable[[int], str | None],
+    *,
+    pre: int | None = None,
+    suf: int | None = None,
+    mid: int | None = None,
+    eot: int | None = None,
+    eos: int | None = None,
+    bos: int | None = None,
+) -> FimTokens | None:
+    """Find a model's FIM tokens.
+
+    Ids stated by the file's metadata (``tokenizer.ggml.fim_*_token_id``) win; otherwise
+    the vocabulary is searched for each family's token texts. ``token_id`` maps a text to
+    its id (or None), ``token_text`` an id to its text. Returns None for a model without
+    FIM tokens.
+    """
+    if pre is not None and suf is not None:
+        family = _family_of(token_text(pre) or "")
+        if eot is None and family in FAMILY_PIECES:
+            eot = _first_id(token_id, FAMILY_PIECES[family].eot)
+        return FimTokens(family, pre, suf, mid, eot if eot is not None else eos, bos)
+    for family, pieces in FAMILY_PIECES.items():
+        ids = [_first_id(token_id, texts) for texts in (pieces.pre, pieces.suf, pieces.mid)]
+        needs_mid = family is not FimFamily.CODESTRAL
+        if ids[0] is None or ids[1] is None or (needs_mid and ids[2] is None):
+            continue
+        eot_id = eot if eot is not None else _first_id(token_id, pieces.eot)
+        return FimTokens(family, ids[0], ids[1], ids[2], eot_id if eot_id is not None else eos, bos)
+    return None
+
+
+def _family_of(text: str) -> FimFamily:
+    for family, pieces in FAMILY_PIECES.items():
+        if text in pieces.pre:
+            return family
+    return FimFamily.CUSTOM
+
+
+def _first_id(token_id: Callable[[str], int | None], texts: Sequence[str]) -> int | None:
+    for text in texts:
+        found = token_id(text)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,142 @@
+"""Turning checked model facts and settings into a llama.cpp model, with typed failures."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from runtime.config import DEFAULT_CTX_CAP, KV_CACHE_TYPES, EngineConfig
+from runtime.errors import ConfigError, InsufficientMemoryError, ModelLoadError
+from runtime.fim import FimFamily
+from runtime.model_facts import ModelFacts
+
+log = logging.getLogger("llamacode.runtime")
+
+CODELLAMA_ROPE_BASE = 1_000_000.0
+# Compute buffers, the logits row and llama.cpp's own bookkeeping, on top of weights + KV.
+_OVERHEAD_BYTES = 256 * 1024 * 1024
+_KV_BYTES_PER_VALUE = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 1.0625,
+    "q4_0": 0.5625,
+    "q4_1": 0.625,
+    "q5_0": 0.6875,
+    "q5_1": 0.75,
+    "iq4_nl": 0.5625,
+}
+
+
+def choose_n_ctx(facts: ModelFacts, config: EngineConfig) -> int:
+    """The context to allocate: what was asked, else what the model was trained for, capped."""
+    if config.n_ctx > 0:
+        if facts.n_ctx_train and config.n_ctx > facts.n_ctx_train:
+            log.warning(
+                "context %d is longer than %s was trained for (%d); quality may drop",
+                config.n_ctx,
+                facts.name,
+                facts.n_ctx_train,
+            )
+        return config.n_ctx
+    return min(facts.n_ctx_train or 4096, DEFAULT_CTX_CAP)
+
+
+def kv_overrides_for(
+    facts: ModelFacts, config: EngineConfig
+) -> dict[str, bool | int | float | str]:
+    """Metadata a published file lacks but llama.cpp needs (the user's overrides win)."""
+    overrides: dict[str, bool | int | float | str] = {}
+    fim = facts.fim
+    if fim is not None and fim.eot is not None and facts.eot is None:
+        overrides["tokenizer.ggml.eot_token_id"] = fim.eot
+    overrides.update(config.kv_overrides)
+    return overrides
+
+
+def rope_base_override(facts: ModelFacts) -> float:
+    """Code Llama needs a RoPE base of 1e6; llama.cpp assumes 1e4 when the key is missing."""
+    if not facts.rope_freq_base_stated and facts.fim and facts.fim.family is FimFamily.CODELLAMA:
+        log.warning(
+            "%s has no rope.freq_base; using Code Llama's 1e6 instead of llama.cpp's 1e4",
+            facts.name,
+        )
+        return CODELLAMA_ROPE_BASE
+    return 0.0
+
+
+def _ggml_type(name: str) -> int:
+    import llama_cpp
+
+    if name not in KV_CACHE_TYPES:
+        raise ConfigError(
+            f"unknown KV-cache type {name!r}; choose one of: {', '.join(KV_CACHE_TYPES)}"
+        )
+    return int(getattr(llama_cpp, f"GGML_TYPE_{name.upper()}"))
+
+
+def check_memory(facts: ModelFacts, config: EngineConfig, n_ctx: int) -> None:
+    """Refuse a load that cannot fit, before llama.cpp tries and the OS kills us."""
+    available = _mem_available()
+    if available is None or config.n_gpu_layers != 0:
+        return
+    per_value = (
+        _KV_BYTES_PER_VALUE.get(config.type_k, 2.0) + _KV_BYTES_PER_VALUE.get(config.type_v, 2.0)
+    ) / 2
+    need = facts.size_bytes + facts.kv_cache_bytes(n_ctx, per_value) + _OVERHEAD_BYTES
+    if need > available:
+        raise InsufficientMemoryError(
+            f"{facts.name} with a {n_ctx}-token context needs about {need / 2**30:.1f} GiB, but "
+            f"only {available / 2**30:.1f} GiB is free. Use a smaller --ctx, a quantized KV cache "
+            "(--cache-type q8_0 with --flash-attn), or a smaller quantization of the model."
+        )
+
+
+def _mem_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def load_llama(facts: ModelFacts, config: EngineConfig) -> Any:
+    """Load ``facts.path`` into llama.cpp with settings chosen from the facts and ``config``."""
+    import llama_cpp
+
+    if config.type_v not in ("f32", "f16", "bf16") and not config.flash_attn:
+        raise ConfigError(
+            f"a {config.type_v} V cache needs flash attention: add --flash-attn, or keep the "
+            "KV cache at f16"
+        )
+    type_k, type_v = _ggml_type(config.type_k), _ggml_type(config.type_v)
+    n_ctx = choose_n_ctx(facts, config)
+    if config.check_memory:
+        check_memory(facts, config, n_ctx)
+    try:
+        return llama_cpp.Llama(
+            str(facts.path),
+            n_ctx=n_ctx,
+            n_batch=min(config.n_batch, n_ctx),
+            n_ubatch=min(config.n_batch, n_ctx),
+            n_threads=config.n_threads,
+            n_threads_batch=config.n_threads,
+            n_gpu_layers=config.n_gpu_layers,
+            flash_attn=config.flash_attn,
+            type_k=type_k,
+            type_v=type_v,
+            kv_overrides=kv_overrides_for(facts, config) or None,
+            rope_freq_base=rope_base_override(facts),
+            seed=config.seed,
+            logits_all=False,
+            verbose=config.verbose,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelLoadError(
+            f"llama.cpp could not load {facts.path} ({facts.architecture}, {facts.file_type}): "
+            f"{exc}. The file may use an architecture or quantization this llama.cpp build does "
+            "not support; run with --verbose to see llama.cpp's log."
+        ) from exc

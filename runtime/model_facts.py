@@ -1,0 +1,165 @@
+"""What a GGUF says about its model: shape, context, RoPE, tokenizer, FIM and chat template.
+
+Read from the header alone (no weights, no llama.cpp), so ``llamacode info`` is instant and
+the engine can choose its settings before it loads anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.fim import FimMode, FimTokens, detect_fim
+from runtime.gguf_file import GGUFHeader, read_header
+
+# llama.cpp's file types (general.file_type), as users know them.
+FILE_TYPES = {
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    32: "BF16",
+}
+# What llama.cpp assumes when a llama GGUF omits rope.freq_base.
+LLAMA_DEFAULT_ROPE_BASE = 10000.0
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """The facts of one GGUF model that serving depends on."""
+
+    path: Path
+    name: str
+    architecture: str
+    file_type: str
+    size_bytes: int
+    n_params: int
+    n_ctx_train: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    rope_freq_base: float
+    rope_freq_base_stated: bool
+    tokenizer_model: str
+    vocab_size: int
+    bos: int | None
+    eos: int | None
+    eot: int | None
+    add_bos: bool
+    add_space_prefix: bool
+    fim: FimTokens | None
+    chat_template: str | None
+
+    @property
+    def default_fim_mode(self) -> FimMode | None:
+        """SPM where the family was trained with it (keeps the KV cache warm while typing)."""
+        if self.fim is None:
+            return None
+        modes = self.fim.modes
+        if FimMode.SPM in modes and self.fim.family.value in (
+            "codellama",
+            "starcoder",
+            "codestral",
+        ):
+            return FimMode.SPM
+        return modes[0]
+
+    def kv_cache_bytes(self, n_ctx: int, bytes_per_value: float = 2.0) -> int:
+        """KV-cache size for a context of ``n_ctx`` tokens (f16 by default)."""
+        head_dim = self.n_embd // max(self.n_head, 1)
+        return int(2 * self.n_layer * n_ctx * self.n_head_kv * head_dim * bytes_per_value)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = str(self.path)
+        out["fim"] = (
+            None if self.fim is None else {**asdict(self.fim), "family": self.fim.family.value}
+        )
+        out["fim_mode"] = None if self.default_fim_mode is None else self.default_fim_mode.value
+        return out
+
+
+def read_facts(path: str | Path) -> ModelFacts:
+    """Read a GGUF's facts from its header (raises the reader's typed errors)."""
+    header = read_header(path, skip_arrays=("tokenizer.ggml.merges", "tokenizer.ggml.scores"))
+    return facts_from_header(header)
+
+
+def facts_from_header(header: GGUFHeader) -> ModelFacts:
+    md = header.metadata
+    tokens = md.get("tokenizer.ggml.tokens")
+    tokens = tokens if isinstance(tokens, list) else []
+    by_text = {text: i for i, text in enumerate(tokens) if isinstance(text, str)}
+    tokenizer_model = str(md.get("tokenizer.ggml.model", "unknown"))
+
+    def opt_id(key: str) -> int | None:
+        value = md.get(key)
+        return value if isinstance(value, int) and 0 <= value < max(len(tokens), 1) else None
+
+    bos, eos = opt_id("tokenizer.ggml.bos_token_id"), opt_id("tokenizer.ggml.eos_token_id")
+    add_bos = bool(md.get("tokenizer.ggml.add_bos_token", tokenizer_model == "llama"))
+    fim = detect_fim(
+        by_text.get,
+        lambda i: tokens[i] if 0 <= i < len(tokens) else None,
+        pre=opt_id("tokenizer.ggml.fim_pre_token_id"),
+        suf=opt_id("tokenizer.ggml.fim_suf_token_id"),
+        mid=opt_id("tokenizer.ggml.fim_mid_token_id"),
+        eot=opt_id("tokenizer.ggml.eot_token_id"),
+        eos=eos,
+        bos=bos if add_bos else None,
+    )
+    rope = header.arch_key("rope.freq_base")
+    n_params = 0
+    for tensor in header.tensors:
+        count = 1
+        for d in tensor.shape:
+            count *= d
+        n_params += count
+    template = md.get("tokenizer.chat_template")
+    return ModelFacts(
+        path=header.path,
+        name=str(md.get("general.name", header.path.stem)),
+        architecture=header.architecture,
+        file_type=FILE_TYPES.get(md.get("general.file_type", -1), "unknown"),
+        size_bytes=header.file_size,
+        n_params=n_params,
+        n_ctx_train=int(header.arch_key("context_length", 0) or 0),
+        n_embd=int(header.arch_key("embedding_length", 0) or 0),
+        n_layer=int(header.arch_key("block_count", 0) or 0),
+        n_head=int(header.arch_key("attention.head_count", 0) or 0),
+        n_head_kv=int(
+            header.arch_key("attention.head_count_kv", header.arch_key("attention.head_count", 0))
+            or 0
+        ),
+        rope_freq_base=float(rope) if rope is not None else LLAMA_DEFAULT_ROPE_BASE,
+        rope_freq_base_stated=rope is not None,
+        tokenizer_model=tokenizer_model,
+        vocab_size=len(tokens),
+        bos=bos,
+        eos=eos,
+        eot=_first_not_none(opt_id("tokenizer.ggml.eot_token_id"), fim.eot if fim else None),
+        add_bos=add_bos,
+        add_space_prefix=bool(
+            md.get("tokenizer.ggml.add_space_prefix", tokenizer_model == "llama")
+        ),
+        fim=fim,
+        chat_template=template if isinstance(template, str) else None,
+    )
+
+
+def _first_not_none(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
