@@ -206,15 +206,28 @@ class Engine:
         cancel: CancelToken | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> Generation:
-        """Write what goes between ``prefix`` and ``suffix`` (prefix-only without FIM tokens).
+        """Write what goes between ``prefix`` and ``suffix`` (prefix-only without FIM tokens)."""
+        config = config or GenerationConfig()
+        ids, mode = self.infill_prompt(prefix, suffix, extra_context, config)
+        indent = cursor_indent(prefix) if config.stop_at_dedent else None
+        return self._generate(ids, config, cancel, on_text, mode, indent)
+
+    def infill_prompt(
+        self,
+        prefix: str,
+        suffix: str,
+        extra_context: Sequence[str] = (),
+        config: GenerationConfig | None = None,
+    ) -> tuple[list[int], str]:
+        """The prompt ids for an infill request, and its layout ("psm", "spm", "prefix-only").
 
         ``extra_context`` (e.g. other open files) goes before the prefix, so it stays at
-        the prompt's stable start.
+        the prompt's stable start. Too long a prompt keeps the end of the prefix and the
+        start of the suffix.
         """
         config = config or GenerationConfig()
         fim = self.facts.fim
         head = "".join(extra_context)
-        indent = cursor_indent(prefix) if config.stop_at_dedent else None
         if fim is None:
             if not self._said_prefix_only:
                 log.info(
@@ -222,8 +235,9 @@ class Engine:
                 )
                 self._said_prefix_only = True
             budget = self._prompt_budget(config, reserve=1)
-            ids = prefix_only_layout(self.tokenize(head + prefix)[-budget:], self._bos())
-            return self._generate(ids, config, cancel, on_text, "prefix-only", indent)
+            return prefix_only_layout(
+                self.tokenize(head + prefix)[-budget:], self._bos()
+            ), "prefix-only"
         mode = config.fim_mode or self.facts.default_fim_mode or FimMode.PSM
         if mode not in fim.modes:
             raise ConfigError(
@@ -233,14 +247,11 @@ class Engine:
         budget = self._prompt_budget(config, reserve=4)
         prefix_ids = self.tokenize(head + prefix)
         suffix_ids = self.tokenize_nospace(suffix)
-        # Keep the end of the prefix and the start of the suffix; the suffix gets at most
-        # a quarter of the budget unless the prefix leaves room.
+        # The suffix gets at most a quarter of the budget unless the prefix leaves room.
         suffix_keep = min(len(suffix_ids), max(budget // 4, budget - len(prefix_ids)))
         prefix_keep = min(len(prefix_ids), budget - suffix_keep)
-        ids = fim_layout(
-            fim, prefix_ids[len(prefix_ids) - prefix_keep :], suffix_ids[:suffix_keep], mode
-        )
-        return self._generate(ids, config, cancel, on_text, mode.value, indent)
+        kept_prefix = prefix_ids[len(prefix_ids) - prefix_keep :]
+        return fim_layout(fim, kept_prefix, suffix_ids[:suffix_keep], mode), mode.value
 
     def chat(
         self,

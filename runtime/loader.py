@@ -75,6 +75,20 @@ def _ggml_type(name: str) -> int:
     return int(getattr(llama_cpp, f"GGML_TYPE_{name.upper()}"))
 
 
+def check_kv_block(facts: ModelFacts, config: EngineConfig) -> None:
+    """Quantized KV caches store whole blocks, which must tile each attention head."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    head_dim = facts.n_embd // max(facts.n_head, 1)
+    for name in {config.type_k, config.type_v}:
+        block, _ = GGML_QUANT_SIZES[GGMLQuantizationType[name.upper()]]
+        if head_dim % block:
+            raise ConfigError(
+                f"a {name} KV cache stores blocks of {block} values, which do not divide "
+                f"{facts.name}'s attention heads of {head_dim}; use --cache-type-k/-v f16"
+            )
+
+
 def check_memory(facts: ModelFacts, config: EngineConfig, n_ctx: int) -> None:
     """Refuse a load that cannot fit, before llama.cpp tries and the OS kills us."""
     available = _mem_available()
@@ -113,6 +127,7 @@ def load_llama(facts: ModelFacts, config: EngineConfig) -> Any:
             "KV cache at f16"
         )
     type_k, type_v = _ggml_type(config.type_k), _ggml_type(config.type_v)
+    check_kv_block(facts, config)
     n_ctx = choose_n_ctx(facts, config)
     if config.check_memory:
         check_memory(facts, config, n_ctx)
