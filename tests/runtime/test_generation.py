@@ -44,7 +44,7 @@ def test_stop_string_cuts_the_text_before_it(loop_engine: Engine):
 def test_time_budget_stops_generation(loop_engine: Engine):
     result = loop_engine.complete("x", GenerationConfig(max_tokens=100_000, time_budget_s=0.05))
     assert result.stop_reason == "time"
-    assert 0 < result.generated_tokens < 100_000
+    assert result.generated_tokens < 100_000
 
 
 def test_cancellation_between_tokens_stops_within_a_token(loop_engine: Engine):
