@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -78,10 +79,24 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--threads", type=int, default=defaults.n_threads)
     g.add_argument("--batch", type=int, default=defaults.n_batch, help="prompt batch size")
-    g.add_argument("--gpu-layers", type=int, default=defaults.n_gpu_layers, help="-1: all")
-    g.add_argument("--flash-attn", action="store_true", default=defaults.flash_attn)
-    g.add_argument("--cache-type-k", choices=KV_CACHE_TYPES, default=defaults.type_k)
-    g.add_argument("--cache-type-v", choices=KV_CACHE_TYPES, default=defaults.type_v)
+    g.add_argument(
+        "--gpu-layers",
+        type=int,
+        default=defaults.n_gpu_layers,
+        help="-1: all (default on GPU builds)",
+    )
+    g.add_argument(
+        "--flash-attn",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.flash_attn,
+        help="default: on when layers run on a GPU",
+    )
+    g.add_argument(
+        "--cache-type-k", choices=KV_CACHE_TYPES, default=defaults.type_k, help="default: f16"
+    )
+    g.add_argument(
+        "--cache-type-v", choices=KV_CACHE_TYPES, default=defaults.type_v, help="default: f16"
+    )
     g.add_argument(
         "--override-kv",
         action="append",
@@ -320,13 +335,15 @@ def _write_flush(text: str) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from runtime.loader import plan_load
     from runtime.model_facts import read_facts
     from runtime.models import resolve_model
 
     path = Path(args.model) if args.model else resolve_model().path
     facts = read_facts(path)
+    plan = plan_load(facts, EngineConfig())
     if args.json:
-        print(json.dumps(facts.as_dict(), indent=2))
+        print(json.dumps({**facts.as_dict(), "load_plan": asdict(plan)}, indent=2))
         return 0
     fim = facts.fim
     rope = f"{facts.rope_freq_base:g}" + (
@@ -361,6 +378,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     rows.append(
         ("chat template", "yes" if facts.chat_template else "none (a built-in fallback is used)")
     )
+    layers = "all" if plan.n_gpu_layers < 0 else str(plan.n_gpu_layers)
+    kv_mib = facts.kv_cache_bytes(plan.n_ctx) / 2**20
+    rows.append(
+        (
+            "default settings",
+            f"ctx {plan.n_ctx}, GPU layers {layers}, flash attention "
+            f"{'on' if plan.flash_attn else 'off'}, KV cache {plan.type_k}/{plan.type_v} "
+            f"({kv_mib:.0f} MiB at f16)",
+        )
+    )
+    rows.extend(("  why", reason) for reason in plan.reasons)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

@@ -12,6 +12,8 @@ KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", 
 # The context we allocate when the user does not ask: enough for completion with
 # cross-file context, small enough for the KV cache of a 7B model on a laptop.
 DEFAULT_CTX_CAP = 8192
+# Past this context a GPU load quantizes its KV cache to q8_0 (half the memory of f16).
+LONG_CONTEXT = 16384
 
 
 def default_threads() -> int:
@@ -30,10 +32,12 @@ class EngineConfig:
     n_ctx: int = 0
     n_threads: int = field(default_factory=default_threads)
     n_batch: int = 512
-    n_gpu_layers: int = 0
-    flash_attn: bool = False
-    type_k: str = "f16"
-    type_v: str = "f16"
+    # None: chosen by runtime.loader.plan_load from the model and the llama.cpp build
+    # (all layers on a GPU build, flash attention there, a q8_0 KV cache past 16k tokens).
+    n_gpu_layers: int | None = None
+    flash_attn: bool | None = None
+    type_k: str | None = None
+    type_v: str | None = None
     kv_overrides: dict[str, bool | int | float | str] = field(default_factory=dict)
     seed: int = 0
     check_memory: bool = True

@@ -27,7 +27,7 @@ import numpy as np
 from runtime.config import EngineConfig, GenerationConfig
 from runtime.errors import ConfigError, LlamacodeError
 from runtime.fim import FimMode, fim_layout, prefix_only_layout
-from runtime.loader import load_llama
+from runtime.loader import LoadPlan, load_llama
 from runtime.model_facts import ModelFacts, read_facts
 from runtime.probe import probe_model
 from runtime.sampling import Sampler
@@ -106,13 +106,14 @@ class _Decoder:
 class Engine:
     """A loaded model. Build it with :meth:`load`."""
 
-    def __init__(self, llm: Any, facts: ModelFacts, config: EngineConfig) -> None:
+    def __init__(self, llm: Any, facts: ModelFacts, config: EngineConfig, plan: LoadPlan) -> None:
         import llama_cpp
 
         self._llama_cpp = llama_cpp
         self._llm = llm
         self.facts = facts
         self.config = config
+        self.plan = plan
         self.n_ctx: int = llm.n_ctx()
         self.stats = EngineStats()
         self._lock = threading.Lock()
@@ -134,8 +135,8 @@ class Engine:
         facts = read_facts(path)
         if config.isolate_load:
             probe_model(facts.path)
-        llm = load_llama(facts, config)
-        return cls(llm, facts, config)
+        llm, plan = load_llama(facts, config)
+        return cls(llm, facts, config, plan)
 
     def close(self) -> None:
         with self._lock:

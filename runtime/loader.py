@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.config import DEFAULT_CTX_CAP, KV_CACHE_TYPES, EngineConfig
+from runtime.config import DEFAULT_CTX_CAP, KV_CACHE_TYPES, LONG_CONTEXT, EngineConfig
 from runtime.errors import ConfigError, InsufficientMemoryError, ModelLoadError
 from runtime.fim import FimFamily
 from runtime.model_facts import ModelFacts
@@ -75,12 +76,57 @@ def _ggml_type(name: str) -> int:
     return int(getattr(llama_cpp, f"GGML_TYPE_{name.upper()}"))
 
 
-def check_kv_block(facts: ModelFacts, config: EngineConfig) -> None:
+@dataclass(frozen=True)
+class LoadPlan:
+    """The settings a model is loaded with, and why each was chosen."""
+
+    n_ctx: int
+    n_gpu_layers: int
+    flash_attn: bool
+    type_k: str
+    type_v: str
+    reasons: list[str] = field(default_factory=list)
+
+
+def gpu_offload_supported() -> bool:
+    """Whether this llama.cpp build can run layers on a GPU (CUDA, Metal, Vulkan, ...)."""
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def plan_load(facts: ModelFacts, config: EngineConfig, gpu: bool | None = None) -> LoadPlan:
+    """Fill in what ``config`` leaves open, from the model and the llama.cpp build."""
+    gpu = gpu_offload_supported() if gpu is None else gpu
+    reasons: list[str] = []
+    n_ctx = choose_n_ctx(facts, config)
+    if config.n_ctx <= 0:
+        reasons.append(f"context {n_ctx}: the model's trained context, capped at {DEFAULT_CTX_CAP}")
+    layers = config.n_gpu_layers
+    if layers is None:
+        layers = -1 if gpu else 0
+        reasons.append(
+            "all layers on the GPU" if gpu else "CPU only: this llama.cpp build has no GPU support"
+        )
+    flash = config.flash_attn
+    if flash is None:
+        flash = gpu and layers != 0
+        if flash:
+            reasons.append("flash attention on (GPU)")
+    long_gpu_context = flash and n_ctx > LONG_CONTEXT
+    type_k = config.type_k or ("q8_0" if long_gpu_context else "f16")
+    type_v = config.type_v or ("q8_0" if long_gpu_context else "f16")
+    if long_gpu_context and (config.type_k is None or config.type_v is None):
+        reasons.append(f"q8_0 KV cache: a context over {LONG_CONTEXT} tokens on the GPU")
+    return LoadPlan(n_ctx, layers, flash, type_k, type_v, reasons)
+
+
+def check_kv_block(facts: ModelFacts, plan: LoadPlan) -> None:
     """Quantized KV caches store whole blocks, which must tile each attention head."""
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
     head_dim = facts.n_embd // max(facts.n_head, 1)
-    for name in {config.type_k, config.type_v}:
+    for name in {plan.type_k, plan.type_v}:
         block, _ = GGML_QUANT_SIZES[GGMLQuantizationType[name.upper()]]
         if head_dim % block:
             raise ConfigError(
@@ -89,14 +135,13 @@ def check_kv_block(facts: ModelFacts, config: EngineConfig) -> None:
             )
 
 
-def check_memory(facts: ModelFacts, config: EngineConfig, n_ctx: int) -> None:
-    """Refuse a load that cannot fit, before llama.cpp tries and the OS kills us."""
+def check_memory(facts: ModelFacts, plan: LoadPlan) -> None:
+    """Refuse a CPU load that cannot fit, before llama.cpp tries and the OS kills us."""
     available = _mem_available()
-    if available is None or config.n_gpu_layers != 0:
+    if available is None or plan.n_gpu_layers != 0:
         return
-    per_value = (
-        _KV_BYTES_PER_VALUE.get(config.type_k, 2.0) + _KV_BYTES_PER_VALUE.get(config.type_v, 2.0)
-    ) / 2
+    n_ctx = plan.n_ctx
+    per_value = (_KV_BYTES_PER_VALUE[plan.type_k] + _KV_BYTES_PER_VALUE[plan.type_v]) / 2
     need = facts.size_bytes + facts.kv_cache_bytes(n_ctx, per_value) + _OVERHEAD_BYTES
     if need > available:
         raise InsufficientMemoryError(
@@ -117,30 +162,30 @@ def _mem_available() -> int | None:
     return None
 
 
-def load_llama(facts: ModelFacts, config: EngineConfig) -> Any:
-    """Load ``facts.path`` into llama.cpp with settings chosen from the facts and ``config``."""
+def load_llama(facts: ModelFacts, config: EngineConfig) -> tuple[Any, LoadPlan]:
+    """Load ``facts.path`` into llama.cpp with settings planned from the facts and ``config``."""
     import llama_cpp
 
-    if config.type_v not in ("f32", "f16", "bf16") and not config.flash_attn:
+    plan = plan_load(facts, config)
+    type_k, type_v = _ggml_type(plan.type_k), _ggml_type(plan.type_v)
+    if plan.type_v not in ("f32", "f16", "bf16") and not plan.flash_attn:
         raise ConfigError(
-            f"a {config.type_v} V cache needs flash attention: add --flash-attn, or keep the "
+            f"a {plan.type_v} V cache needs flash attention: add --flash-attn, or keep the "
             "KV cache at f16"
         )
-    type_k, type_v = _ggml_type(config.type_k), _ggml_type(config.type_v)
-    check_kv_block(facts, config)
-    n_ctx = choose_n_ctx(facts, config)
+    check_kv_block(facts, plan)
     if config.check_memory:
-        check_memory(facts, config, n_ctx)
+        check_memory(facts, plan)
     try:
-        return llama_cpp.Llama(
+        llm = llama_cpp.Llama(
             str(facts.path),
-            n_ctx=n_ctx,
-            n_batch=min(config.n_batch, n_ctx),
-            n_ubatch=min(config.n_batch, n_ctx),
+            n_ctx=plan.n_ctx,
+            n_batch=min(config.n_batch, plan.n_ctx),
+            n_ubatch=min(config.n_batch, plan.n_ctx),
             n_threads=config.n_threads,
             n_threads_batch=config.n_threads,
-            n_gpu_layers=config.n_gpu_layers,
-            flash_attn=config.flash_attn,
+            n_gpu_layers=plan.n_gpu_layers,
+            flash_attn=plan.flash_attn,
             type_k=type_k,
             type_v=type_v,
             kv_overrides=kv_overrides_for(facts, config) or None,
@@ -153,5 +198,6 @@ def load_llama(facts: ModelFacts, config: EngineConfig) -> Any:
         raise ModelLoadError(
             f"llama.cpp could not load {facts.path} ({facts.architecture}, {facts.file_type}): "
             f"{exc}. The file may use an architecture or quantization this llama.cpp build does "
-            "not support; run with --verbose to see llama.cpp's log."
+            "not support, or the settings may not fit; run with --verbose to see llama.cpp's log."
         ) from exc
+    return llm, plan

@@ -118,3 +118,28 @@ def test_complete_rejects_positions_outside_the_file(tmp_path: Path, default_mod
     source.write_text("x = 1\n")
     out = run_cli("complete", f"{source}:9:1", "--model", str(default_model))
     assert out.returncode == 2 and "past the end" in out.stderr
+
+
+def test_load_plan_offloads_everything_and_quantizes_long_kv_on_a_gpu_build(codellama_gguf: Path):
+    from runtime.config import EngineConfig
+    from runtime.loader import plan_load
+    from runtime.model_facts import read_facts
+
+    facts = read_facts(codellama_gguf)
+    gpu = plan_load(facts, EngineConfig(n_ctx=32768), gpu=True)
+    assert (gpu.n_gpu_layers, gpu.flash_attn, gpu.type_k, gpu.type_v) == (-1, True, "q8_0", "q8_0")
+    short = plan_load(facts, EngineConfig(n_ctx=4096), gpu=True)
+    assert (short.type_k, short.type_v) == ("f16", "f16")
+    cpu = plan_load(facts, EngineConfig(), gpu=False)
+    assert (cpu.n_gpu_layers, cpu.flash_attn, cpu.n_ctx) == (0, False, 4096)
+    assert any("CPU only" in reason for reason in cpu.reasons)
+    chosen = plan_load(
+        facts, EngineConfig(n_gpu_layers=3, type_k="q4_0", flash_attn=True), gpu=True
+    )
+    assert (chosen.n_gpu_layers, chosen.type_k, chosen.type_v) == (3, "q4_0", "f16")
+
+
+def test_info_explains_the_default_settings(codellama_gguf: Path):
+    out = run_cli("info", str(codellama_gguf))
+    assert "default settings" in out.stdout and "ctx 4096" in out.stdout
+    assert "why" in out.stdout
