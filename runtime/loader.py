@@ -16,7 +16,7 @@ log = logging.getLogger("llamacode.runtime")
 CODELLAMA_ROPE_BASE = 1_000_000.0
 # Compute buffers, the logits row and llama.cpp's own bookkeeping, on top of weights + KV.
 _OVERHEAD_BYTES = 256 * 1024 * 1024
-_KV_BYTES_PER_VALUE = {
+KV_BYTES_PER_VALUE = {
     "f32": 4.0,
     "f16": 2.0,
     "bf16": 2.0,
@@ -141,7 +141,7 @@ def check_memory(facts: ModelFacts, plan: LoadPlan) -> None:
     if available is None or plan.n_gpu_layers != 0:
         return
     n_ctx = plan.n_ctx
-    per_value = (_KV_BYTES_PER_VALUE[plan.type_k] + _KV_BYTES_PER_VALUE[plan.type_v]) / 2
+    per_value = (KV_BYTES_PER_VALUE[plan.type_k] + KV_BYTES_PER_VALUE[plan.type_v]) / 2
     need = facts.size_bytes + facts.kv_cache_bytes(n_ctx, per_value) + _OVERHEAD_BYTES
     if need > available:
         raise InsufficientMemoryError(
