@@ -32,10 +32,11 @@ install: $(VENV)/.core
 
 install-dev: $(VENV)/.dev
 
+# The main job, through the language server as an editor drives it: open a file, ask for
+# an inline completion and a chat answer, print them with their latencies.
 run: install
 	$(VENV)/bin/llamacode info
-	$(VENV)/bin/llamacode complete examples/sample.py:12:62
-	$(VENV)/bin/llamacode chat -p "Write a Python function that reverses a string."
+	$(VENV)/bin/llamacode demo examples/sample.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

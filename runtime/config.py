@@ -17,12 +17,17 @@ LONG_CONTEXT = 16384
 
 
 def default_threads() -> int:
-    """Physical-core-ish thread count: llama.cpp generation slows down on hyperthreads."""
+    """Leave a core to the editor and the server's event loop; skip hyperthreads.
+
+    llama.cpp's threads spin at each barrier: on a small machine, one that competes with
+    another busy process stalls every token (seen: 10-40x slower with 2 threads than 1 on
+    a loaded 2-core machine).
+    """
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:
         n = os.cpu_count() or 1
-    return max(1, n if n <= 4 else n // 2)
+    return max(1, n - 1 if n <= 4 else n // 2)
 
 
 @dataclass

@@ -1,0 +1,134 @@
+"""``llamacode demo``: the main path end to end, through the language server.
+
+Starts ``llamacode serve --stdio`` as a subprocess, opens a file as an editor would, asks
+for an inline completion and a chat answer, and prints both with their latency.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from lsp.client import LspClient, file_uri, serve_argv
+from runtime.errors import ConfigError
+
+
+def pick_cursor(lines: list[str]) -> tuple[int, str]:
+    """Where an editor user would ask for code: the first empty function body.
+
+    Returns a 0-based line and the indentation an editor would have typed there
+    (a blank line after an indented docstring); else the end of the file.
+    """
+    for i in range(1, len(lines)):
+        above = lines[i - 1]
+        if not lines[i].strip() and above.strip().endswith('"""') and above.startswith((" ", "\t")):
+            return i, above[: len(above) - len(above.lstrip())]
+    return len(lines), ""
+
+
+def run_demo(
+    file: str,
+    *,
+    line: int | None = None,
+    column: int | None = None,
+    model: str | None = None,
+    threads: int | None = None,
+    question: str = "Write a Python function that reverses a string.",
+) -> int:
+    """Run the demo; 0 on success."""
+    path = Path(file)
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}; pass a source file to complete")
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    flags = ["--model", model] if model else []
+    if threads:
+        flags += ["--threads", str(threads)]
+    out = sys.stdout
+    started = time.perf_counter()
+    client = LspClient(serve_argv(*flags))
+    try:
+        client.initialize(path.parent, {"maxTokens": 64})
+        uri = file_uri(path)
+        language = "python" if path.suffix == ".py" else path.suffix.lstrip(".") or "plaintext"
+        client.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": language, "version": 1, "text": text}},
+        )
+        stats = client.wait_for_model()
+        load_s = time.perf_counter() - started
+        if stats["model"]["state"] != "ready":
+            print(f"model did not load: {stats['model']['error']}", file=sys.stderr)
+            return 1
+        print(
+            f"server up, model {Path(stats['model']['path']).name} ready in {load_s:.2f} s",
+            file=out,
+        )
+
+        if line is None:
+            row, indent = pick_cursor(lines)
+            if indent:
+                # What the editor's auto-indent types on the empty line.
+                client.notify(
+                    "textDocument/didChange",
+                    {
+                        "textDocument": {"uri": uri, "version": 2},
+                        "contentChanges": [
+                            {
+                                "range": {
+                                    "start": {"line": row, "character": 0},
+                                    "end": {"line": row, "character": 0},
+                                },
+                                "text": indent,
+                            }
+                        ],
+                    },
+                )
+            col = len(indent) if indent else 0
+        else:
+            row = line - 1
+            current = lines[row] if row < len(lines) else ""
+            col = len(current.encode("utf-16-le")) // 2 if column is None else column - 1
+
+        t0 = time.perf_counter()
+        result = client.request(
+            "textDocument/inlineCompletion",
+            {
+                "textDocument": {"uri": uri},
+                "position": {"line": row, "character": col},
+                "context": {"triggerKind": 1},
+            },
+        )
+        completion_ms = (time.perf_counter() - t0) * 1000
+        items = result.get("items", []) if result else []
+        print(
+            f"\n--- inline completion at {path}:{row + 1}:{col + 1} "
+            f"({completion_ms:.0f} ms, {len(items)} item(s)) ---",
+            file=out,
+        )
+        for i, item in enumerate(items, 1):
+            print(f"[{i}] {item['insertText']!r}", file=out)
+
+        print(f"\n--- chat: {question} ---", file=out)
+        t0 = time.perf_counter()
+        answer = client.request(
+            "llamacode/chat", {"messages": [{"role": "user", "content": question}]}
+        )
+        chat_ms = (time.perf_counter() - t0) * 1000
+        print(answer["text"].strip(), file=out)
+        print(
+            f"--- chat answered in {chat_ms:.0f} ms "
+            f"({answer.get('generatedTokens', 0)} tokens, {answer['stopReason']}) ---",
+            file=out,
+        )
+        final = client.request("llamacode/stats")
+        model_stats = final["model"]
+        print(
+            f"\nprompt tokens evaluated {model_stats['evaluated_tokens']}, "
+            f"reused from KV cache {model_stats['reused_tokens']}",
+            file=out,
+        )
+    finally:
+        code = client.close()
+    return 0 if code == 0 else 1

@@ -1,0 +1,173 @@
+"""The server on the embedded default model (SmolLM2, no FIM tokens), and model loading."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from tests.lsp.conftest import SERVER, plain, start, stats, wait_for_model
+
+pytestmark = pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")
+
+SOURCE = (
+    "import os\n\n\n"
+    "def read_file(path):\n"
+    "    with open(path) as f:\n"
+    "        return f.read()\n\n\n"
+    "def write_file(path, text):\n"
+    "    "
+)
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def smol(lsp_client: LanguageClient, tmp_path: Path):
+    options = {"temperature": 0, "alternatives": 3, "alternativeTemperature": 1.0}
+    await start(lsp_client, "vscode", options, tmp_path)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def bare(lsp_client: LanguageClient):
+    """A server process the test initializes itself."""
+    yield
+    await lsp_client.shutdown_session()
+
+
+def open_source(client: LanguageClient, uri: str) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id="python", version=1, text=SOURCE)
+        )
+    )
+
+
+async def test_invoked_completion_offers_alternatives(smol: LanguageClient, tmp_path: Path):
+    uri = (tmp_path / "files.py").as_uri()
+    open_source(smol, uri)
+    result = await smol.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=9, character=4),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
+    texts = [item.insert_text for item in result.items]
+    assert len(texts) >= 2
+    assert len(set(texts)) == len(texts)
+    assert {item.command.arguments[0] for item in result.items} == {
+        result.items[0].command.arguments[0]
+    }
+    answer = await stats(smol)
+    assert answer["model"]["runs"] == 3
+    assert answer["model"]["reused_tokens"] > 0  # alternatives reuse the prompt's KV cache
+    assert answer["engine"]["requests"] == 3
+
+
+async def test_chat_answers_with_the_default_model(smol: LanguageClient):
+    answer = plain(
+        await smol.protocol.send_request_async(
+            "llamacode/chat",
+            {"messages": [{"role": "user", "content": "Say hello."}], "maxTokens": 12},
+        )
+    )
+    assert answer["text"].strip()
+    assert answer["generatedTokens"] >= 1
+
+
+async def test_server_process_never_imports_torch(smol: LanguageClient):
+    answer = await stats(smol)
+    assert answer["model"]["state"] == "ready"
+    assert answer["process"]["torch_loaded"] is False
+
+
+def test_importing_the_server_does_not_import_torch():
+    code = (
+        "import sys, lsp.server, lsp.cli, lsp.demo, runtime.engine, llama_cpp; "
+        "print('torch' in sys.modules, 'pygls' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+async def test_load_failure_is_shown_and_the_server_keeps_running(
+    bare: LanguageClient, tmp_path: Path
+):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF not really")
+    await start(bare, "vscode", {"modelPath": str(broken), "trusted": True}, tmp_path)
+    for _ in range(500):
+        if bare.messages:
+            break
+        await asyncio.sleep(0.01)
+    message = bare.messages[0]
+    assert message.type == types.MessageType.Error
+    assert "broken.gguf" in message.message
+    uri = (tmp_path / "a.py").as_uri()
+    open_source(bare, uri)
+    result = await bare.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=9, character=4),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+    assert not result.items
+    answer = await stats(bare)
+    assert answer["model"]["state"] == "failed"
+    assert answer["not_ready"] == 1
+
+
+async def test_untrusted_workspace_model_path_is_ignored(bare: LanguageClient, tmp_path: Path):
+    elsewhere = tmp_path / "from-workspace.gguf"
+    elsewhere.write_bytes(b"GGUF not really")
+    await start(bare, "neovim", {"modelPath": str(elsewhere)}, tmp_path)
+    answer = await wait_for_model(bare)
+    assert answer["model"]["state"] == "ready"
+    assert Path(answer["model"]["path"]).name != elsewhere.name
+    bare.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"llamacode": {"modelPath": str(elsewhere), "trusted": True}}
+        )
+    )
+    answer = await wait_for_model(bare)
+    assert answer["model"]["state"] == "ready"
+    assert Path(answer["model"]["path"]).name != elsewhere.name
+
+
+async def test_requests_before_the_model_is_ready_get_an_empty_answer(
+    bare: LanguageClient, tmp_path: Path
+):
+    await bare.initialize_session(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            initialization_options={"temperature": 0},
+        )
+    )
+    uri = (tmp_path / "a.py").as_uri()
+    open_source(bare, uri)
+    # sent right after initialize: the load has only just started on its own thread
+    result = await bare.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=9, character=4),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+    answer = await stats(bare)
+    assert answer["not_ready"] == 1
+    assert not result.items
+    assert (await wait_for_model(bare))["model"]["state"] == "ready"
