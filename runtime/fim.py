@@ -19,17 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class FimMode(str, Enum):
+class FimMode(StrEnum):
     """Order of the parts in the prompt."""
 
     PSM = "psm"
     SPM = "spm"
 
 
-class FimFamily(str, Enum):
+class FimFamily(StrEnum):
     """Which special-token vocabulary (and so which layout) a model uses."""
 
     CODELLAMA = "codellama"
