@@ -20,4 +20,11 @@ Our own messages:
   acceptedChars]``, ``llamacode.dismiss [id]`` (each inline item carries the accept
   command with its id); ``llamacode.explain`` / ``llamacode.fix`` / ``llamacode.docstring``
   ``[{textDocument: {uri}, range}]`` -> ``{text, edits: TextEdit[], edit: WorkspaceEdit}``.
+
+Robustness (``lsp.transport``, :class:`lsp.server.LlamacodeProtocol`): frames with a
+wrong, missing or oversized ``Content-Length`` are skipped and the stream resynchronizes
+at the next header; a request that cannot be parsed gets InvalidParams/InvalidRequest
+with its id; requests before ``initialize`` get ServerNotInitialized and requests after
+``shutdown`` InvalidRequest. Files outside the workspace root and folders are neither
+completed, used as extra context, nor accepted by chat or the commands.
 """

@@ -92,6 +92,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
 def serve_command(args: argparse.Namespace) -> int:
     """Run the server until the client says exit."""
     from lsp.server import create_server
+    from lsp.transport import serve_stdio, serve_tcp
     from runtime.cli import engine_config
 
     logging.getLogger("pygls").setLevel(logging.WARNING)
@@ -99,12 +100,11 @@ def serve_command(args: argparse.Namespace) -> int:
     config = dataclasses.replace(engine_config(args), isolate_load=True)
     server = create_server(settings_from_args(args), config)
     if args.tcp:
-        logging.getLogger("llamacode.lsp").info("listening on %s:%d", args.host, args.port)
-        server.start_tcp(args.host, args.port)
+        code = serve_tcp(server, args.host, args.port)
     else:
-        server.start_io(sys.stdin.buffer, _private_stdout())
+        code = serve_stdio(server, sys.stdin.buffer, _private_stdout())
     server.host.close()
-    return 0
+    return code
 
 
 def _private_stdout() -> BinaryIO:

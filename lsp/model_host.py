@@ -30,6 +30,8 @@ class ModelHost:
         self.model_path: str | None = None
         self.engine: Engine | None = None
         self._generation = 0
+        self.waiting = 0  # calls submitted to the worker and not finished
+        self.max_waiting = 0
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacode-model")
 
@@ -104,7 +106,12 @@ class ModelHost:
     async def run(self, call: Callable[..., T], *args: Any) -> T:
         """Run ``call(*args)`` on the model worker thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker, call, *args)
+        self.waiting += 1
+        self.max_waiting = max(self.max_waiting, self.waiting)
+        try:
+            return await loop.run_in_executor(self._worker, call, *args)
+        finally:
+            self.waiting -= 1
 
     def close(self) -> None:
         """Release the model (server shutdown)."""

@@ -12,17 +12,25 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import os
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcServerNotInitialized,
+)
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.uris import to_fs_path
 
 from lsp.cache import CachedSuggestion, SuggestionCache
 from lsp.chat import (
@@ -51,6 +59,8 @@ DISMISS = "llamacode.dismiss"
 _SHOWN_LIMIT = 512
 _WORD_TAIL = re.compile(r"\w*\Z")
 _MODEL_MARGIN = 8  # tokens kept free for BOS and FIM control tokens
+_COMPLETION_METHODS = (types.TEXT_DOCUMENT_INLINE_COMPLETION, types.TEXT_DOCUMENT_COMPLETION)
+_ARRIVALS_LIMIT = 1024
 
 
 @dataclass
@@ -67,11 +77,61 @@ class Suggestion:
     texts: tuple[str, ...]
 
 
+class LlamacodeProtocol(LanguageServerProtocol):
+    """pygls's protocol plus the LSP rules it leaves out: before ``initialize``, requests
+    get ServerNotInitialized and notifications other than ``exit`` are dropped; a second
+    ``initialize`` and requests after ``shutdown`` get InvalidRequest (pygls would leave
+    the client waiting for an answer that never comes)."""
+
+    def handle_message(self, message: Any) -> None:
+        method = getattr(message, "method", None)
+        if self._workspace is None and method not in (None, types.INITIALIZE, types.EXIT):
+            if getattr(message, "id", None) is not None:
+                error = JsonRpcServerNotInitialized(f"{method}: the server is not initialized yet")
+                self._send_response(message.id, error=error.to_response_error())
+            else:
+                log.warning("dropping %s: the server is not initialized yet", method)
+            return
+        request = getattr(message, "id", None) is not None and method is not None
+        if self._shutdown and request and method != types.EXIT:
+            error = JsonRpcInvalidRequest(f"{method}: the server is shutting down")
+            self._send_response(message.id, error=error.to_response_error())
+            return
+        if self._workspace is not None and method == types.INITIALIZE:
+            error = JsonRpcInvalidRequest("initialize: the server is already initialized")
+            self._send_response(message.id, error=error.to_response_error())
+            return
+        if method in _COMPLETION_METHODS and getattr(message, "id", None) is not None:
+            # Edits are handled as they are read, requests a moment later: the request's
+            # place in line is taken now, so an edit that came after it makes it obsolete.
+            self._server.arrived(message.id, message.params.text_document.uri)
+        super().handle_message(message)
+
+    def _execute_handler(self, msg_id: Any, handler: Any, callback: Any, **kwargs: Any) -> None:
+        # pygls files the future of every notification and of every step of its built-in
+        # handlers under a fresh id and never removes it: about 2 KiB lost per keystroke.
+        super()._execute_handler(msg_id, handler, callback, **kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(partial(self._forget, msg_id))
+
+    def _forget(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        # A request cancelled before its handler started never reaches ``suggest``.
+        waiting = msg_id in self._request_futures
+        if self._server._arrivals.pop(msg_id, None) is not None and waiting:
+            self._server.stats.client_cancelled += 1
+        super()._handle_cancel_notification(msg_id)
+
+
 class LlamacodeServer(LanguageServer):
     """pygls server plus the state completion needs (settings, model, cache, stats)."""
 
     def __init__(self, settings: ServerSettings, engine_config: Any = None) -> None:
-        super().__init__("llamacode", VERSION)
+        super().__init__("llamacode", VERSION, protocol_cls=LlamacodeProtocol)
         self.engine_config = engine_config
         self.base_settings = settings
         self.settings = settings
@@ -81,12 +141,16 @@ class LlamacodeServer(LanguageServer):
         self.extra = ExtraContext()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, _InFlight] = {}
+        self._latest: dict[str, int] = {}  # uri -> ticket of its newest request or edit
+        self._tickets = itertools.count(1)
+        self._arrivals: dict[Any, int] = {}  # request id -> ticket taken on arrival
         self._shown: OrderedDict[str, str] = OrderedDict()  # id -> outcome ("" = undecided)
         self._last_shown: dict[str, str] = {}  # uri -> id of the suggestion on screen
         self._ids = itertools.count(1)
         self._counter: LineTokenCounter | None = None
         self._counter_engine: Any = None
         self._chat_tokens: dict[Any, Any] = {}
+        self._running_chats: set[Any] = set()  # CancelTokens of chats and commands
 
     # Model ----------------------------------------------------------------------------
 
@@ -115,6 +179,32 @@ class LlamacodeServer(LanguageServer):
             self._counter_engine = engine
         return self._counter
 
+    def in_workspace(self, uri: str) -> bool:
+        """Whether ``uri`` may be completed, read for context or sent to chat.
+
+        A ``file:`` URI must lie under the root or a workspace folder the client named; a
+        client that named none (a single file opened on its own) has no boundary to check.
+        Other schemes (unsaved ``untitled:`` buffers) have no path to leave the workspace by.
+        """
+        if not uri.startswith("file:"):
+            return True
+        workspace = self.workspace
+        roots = [workspace.root_uri, *(folder.uri for folder in workspace.folders.values())]
+        paths = [_fs_path(root) for root in roots if root and root.startswith("file:")]
+        if not paths:
+            return True
+        path = _fs_path(uri)
+        if path is None:
+            return False
+        return any(root is not None and _under(path, root) for root in paths)
+
+    def cancel_all(self) -> None:
+        """Stop every generation: the client is gone or the server is exiting."""
+        for uri in list(self._inflight):
+            self.cancel_inflight(uri)
+        for token in list(self._running_chats):
+            token.cancel()
+
     # Completion -----------------------------------------------------------------------
 
     def cancel_inflight(self, uri: str) -> None:
@@ -125,13 +215,35 @@ class LlamacodeServer(LanguageServer):
             running.done = True
             self.stats.superseded += 1
 
+    def supersede(self, uri: str) -> int:
+        """A newer request or an edit: the document's running request and any still waiting
+        to start are obsolete. Returns the new ticket of ``uri``."""
+        self.cancel_inflight(uri)
+        ticket = self._latest[uri] = next(self._tickets)
+        return ticket
+
+    def arrived(self, msg_id: Any, uri: str) -> None:
+        """A completion request for ``uri`` was read: it supersedes what came before."""
+        self._arrivals[msg_id] = self.supersede(uri)
+        while len(self._arrivals) > _ARRIVALS_LIMIT:  # requests cancelled before they ran
+            del self._arrivals[next(iter(self._arrivals))]
+
     async def suggest(self, uri: str, position: types.Position, *, invoked: bool) -> Suggestion:
         """Suggestions at ``position``: from the cache, from the model, or none."""
         started = time.perf_counter()
         self.stats.requests += 1
-        self.cancel_inflight(uri)
+        ticket = self._arrivals.pop(self.protocol.msg_id, None)
+        if ticket is None:
+            ticket = self.supersede(uri)
         try:
-            result = await self._suggest(uri, position, invoked=invoked)
+            # Requests and edits that arrived in the same read go first: of a burst, only
+            # the newest request builds a prompt.
+            await asyncio.sleep(0)
+            if self._latest.get(uri) != ticket:
+                self.stats.superseded += 1
+                result = Suggestion(None, ())
+            else:
+                result = await self._suggest(uri, position, invoked=invoked)
         except asyncio.CancelledError:
             self.stats.client_cancelled += 1
             raise
@@ -147,6 +259,9 @@ class LlamacodeServer(LanguageServer):
     async def _suggest(self, uri: str, position: types.Position, *, invoked: bool) -> Suggestion:
         doc = _open_doc(self, uri)
         if doc is None or not self.settings.language_enabled(doc.language_id):
+            return Suggestion(None, ())
+        if not self.in_workspace(uri):
+            self.stats.outside_workspace += 1
             return Suggestion(None, ())
         source = doc.source
         offset = doc.offset_at_position(position)
@@ -190,11 +305,11 @@ class LlamacodeServer(LanguageServer):
             def generate() -> list[Any]:
                 results = []
                 for config in configs:
+                    if token.cancelled:  # superseded while waiting for the worker
+                        break
                     results.append(
                         engine.infill(prompt_prefix, window.suffix, extras, config, cancel=token)
                     )
-                    if token.cancelled:
-                        break
                 return results
 
             try:
@@ -206,6 +321,8 @@ class LlamacodeServer(LanguageServer):
             flight.done = True
             if self._inflight.get(uri) is flight:
                 del self._inflight[uri]
+        if not generations:
+            self.stats.model_cancelled_before_start += 1
         for generation in generations:
             self.stats.record_generation(generation)
         if token.cancelled:
@@ -260,20 +377,24 @@ class LlamacodeServer(LanguageServer):
         if not self.host.ready:
             return None
         from runtime.config import GenerationConfig
+        from runtime.engine import CancelToken
 
         engine = self.host.engine
         config = GenerationConfig(max_tokens=max_tokens, temperature=self.settings.temperature)
         self.stats.chats += 1
+        token = cancel if cancel is not None else CancelToken()
 
         def call() -> Any:
-            return engine.chat(messages, config, cancel=cancel, on_text=on_text)
+            return engine.chat(messages, config, cancel=token, on_text=on_text)
 
+        self._running_chats.add(token)
         try:
             return await self.host.run(call)
         except asyncio.CancelledError:
-            if cancel is not None:
-                cancel.cancel()
+            token.cancel()
             raise
+        finally:
+            self._running_chats.discard(token)
 
 
 def _generation_configs(settings: ServerSettings, *, single_line: bool, invoked: bool) -> list:
@@ -297,6 +418,15 @@ def _generation_configs(settings: ServerSettings, *, single_line: bool, invoked:
             for seed in range(1, settings.alternatives)
         ]
     return configs
+
+
+def _fs_path(uri: str) -> str | None:
+    path = to_fs_path(unquote(uri)) if uri.startswith("file:") else None
+    return os.path.normpath(path) if path else None
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _open_doc(ls: LanguageServer, uri: str) -> Any:
@@ -342,15 +472,15 @@ def create_server(
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def on_open(ls: LlamacodeServer, params: types.DidOpenTextDocumentParams) -> None:
-        if ls.settings.extra_context:
+        if ls.settings.extra_context and ls.in_workspace(params.text_document.uri):
             doc = ls.workspace.get_text_document(params.text_document.uri)
             ls.extra.note(params.text_document.uri, doc.lines, 0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def on_change(ls: LlamacodeServer, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
-        ls.cancel_inflight(uri)
-        if not ls.settings.extra_context:
+        ls.supersede(uri)
+        if not ls.settings.extra_context or not ls.in_workspace(uri):
             return
         line = 0
         for change in params.content_changes:
@@ -362,6 +492,7 @@ def create_server(
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def on_close(ls: LlamacodeServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.cancel_inflight(params.text_document.uri)
+        ls._latest.pop(params.text_document.uri, None)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -420,6 +551,7 @@ def create_server(
         answer["model"]["state"] = ls.host.state
         answer["model"]["path"] = ls.host.model_path
         answer["model"]["error"] = ls.host.error
+        answer["model"]["queue"] = {"waiting": ls.host.waiting, "max_waiting": ls.host.max_waiting}
         answer["settings"] = dataclasses.asdict(ls.settings)
         return answer
 
@@ -491,6 +623,8 @@ async def _chat(ls: LlamacodeServer, params: Any) -> dict[str, Any]:
         context, language, label = None, "", ""
         if params.get("textDocument") is not None:
             selection = parse_selection(params, need_range=False)
+            if not ls.in_workspace(selection.uri):
+                raise InvalidRequest(f"{selection.uri} is outside the workspace folders")
             doc = _open_doc(ls, selection.uri)
             if doc is None:
                 raise InvalidRequest(f"{selection.uri} is not open")
@@ -565,6 +699,8 @@ def _register_edit_command(server: LlamacodeServer, name: str) -> None:
             selection = parse_selection(_plain(args[0]), need_range=True)
         except InvalidRequest as exc:
             raise _invalid(f"{command_name}: {exc}") from exc
+        if not ls.in_workspace(selection.uri):
+            raise _invalid(f"{command_name}: {selection.uri} is outside the workspace folders")
         doc = _open_doc(ls, selection.uri)
         if doc is None:
             raise _invalid(f"{command_name}: {selection.uri} is not open")

@@ -41,6 +41,7 @@ class ServerStats:
     superseded: int = 0  # a newer request or an edit made it obsolete
     client_cancelled: int = 0
     not_ready: int = 0
+    outside_workspace: int = 0  # documents outside the workspace folders: never completed
     errors: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
@@ -84,6 +85,7 @@ class ServerStats:
             "superseded": self.superseded,
             "client_cancelled": self.client_cancelled,
             "not_ready": self.not_ready,
+            "outside_workspace": self.outside_workspace,
             "errors": self.errors,
             "latency_ms": {
                 "p50": percentile(lat, 50),
