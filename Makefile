@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := run
 include mk/editors.mk
 
-.PHONY: install install-dev run test test-quick fuzz lint format train-tiny clean
+.PHONY: install install-dev run test test-quick fuzz lint format train-tiny bench-peer bench clean
 
 $(VENV)/.core: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,18 @@ test-quick: install-dev editors-deps
 # Longer fuzzing of the GGUF validator and the LSP message parser than `make test` does.
 fuzz: install-dev
 	LLAMACODE_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -k "mutated or fuzz" $(PYTEST_ARGS)
+
+# Speed against llama.cpp's own tools, built from the sources in the pinned sdist
+# (bench/build/, never committed). Each benchmark prints its table last.
+bench-peer: install-dev
+	bash bench/build_peer.sh
+
+bench: bench-peer
+	$(PY) bench/throughput.py
+	$(PY) bench/infill_latency.py
+	$(PY) bench/quantization.py
+	$(PY) bench/lsp_latency.py
+	$(PY) bench/convert_speed.py
 
 # A whole training run in seconds on a CPU: tokenizer, data, 60 steps, checkpoint, plot.
 train-tiny: install-dev
