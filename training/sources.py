@@ -72,7 +72,7 @@ def collect(
             language = by_ext.get(path.suffix)
             if language is None:
                 continue
-            text = _read_text(path, max_bytes)
+            text = read_text(path, max_bytes)
             if text is not None:
                 yield Document(str(path), language, text)
 
@@ -85,7 +85,8 @@ def _walk(root: Path) -> list[Path]:
     return found
 
 
-def _read_text(path: Path, max_bytes: int) -> str | None:
+def read_text(path: Path, max_bytes: int) -> str | None:
+    """A source file's text, or None for one too large, binary, not UTF-8 or blank."""
     try:
         if path.stat().st_size > max_bytes:
             return None

@@ -41,7 +41,7 @@ def test_resolution_order_is_flag_env_models_dir_default(
     assert resolve_model().source == "$LLAMACODE_MODEL"
     assert resolve_model(str(placed)).source == "flag"
     sources = [m.source.split(" ")[0] for m in available_models(str(placed))]
-    assert sources == ["flag", "$LLAMACODE_MODEL", "models", "default"]
+    assert sources == ["flag", "$LLAMACODE_MODEL", "models", "default", "packaged"]
 
 
 def test_explicit_model_that_does_not_exist_never_falls_through(tmp_path: Path, monkeypatch):
