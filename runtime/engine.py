@@ -421,7 +421,8 @@ class Engine:
                 break
             safe = len(text) - hold
             if min_indent is not None:
-                safe = min(safe, text.rfind("\n") + 1 if "\n" in text else 0)
+                # The last newline may yet become the cut before a dedented line.
+                safe = min(safe, max(text.rfind("\n"), 0))
             if on_text is not None and safe > emitted:
                 on_text(text[emitted:safe])
                 emitted = safe
@@ -429,8 +430,6 @@ class Engine:
                 reason = "context"
                 break
             llm.eval([token])
-        else:
-            reason = "max_tokens"
         if reason not in ("newline", "dedent", "stop"):
             text += decoder.flush()
             cut, why = self._cut(text, config, min_indent, final=True)

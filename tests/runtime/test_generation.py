@@ -150,3 +150,18 @@ def test_default_model_completes_code(default_model: Path):
     )
     assert "return" in result.text
     assert result.prompt_mode == "prefix-only"
+
+
+def test_streamed_infill_equals_the_final_text_when_a_dedent_cuts_it(tmp_path: Path, cl_vocab):
+    from tests.fixtures.gguf_models import chain, write_tiny_gguf
+
+    v = cl_vocab
+    newline = v.id("<0x0A>")
+    script = chain([v.id("▁return"), v.id("▁x"), newline, v.id("def"), v.id("▁f"), v.id("▁(")])
+    model = write_tiny_gguf(
+        tmp_path / "dedent.gguf", v, script=script, default_next=v.id("▁return")
+    )
+    streamed: list[str] = []
+    result = Engine.load(model).infill("def g():\n    ", "", on_text=streamed.append)
+    assert result.stop_reason == "dedent"
+    assert "".join(streamed) == result.text == " return x"
