@@ -12,6 +12,18 @@ from pathlib import Path
 from convert.errors import OutputExistsError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: Path, target: Path, mode: int) -> None:
+    """Give the finished output the mode a plainly created one gets (mkstemp makes 0600)."""
+    tmp.chmod(mode & ~_umask())
+    os.replace(tmp, target)
+
+
 @contextlib.contextmanager
 def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; on success it replaces the target.
@@ -25,7 +37,7 @@ def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        _publish(tmp, target, 0o666)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -48,7 +60,7 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         if target.exists():
             target.rmdir()
-        os.replace(tmp, target)
+        _publish(tmp, target, 0o777)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

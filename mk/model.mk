@@ -62,7 +62,6 @@ $(FIM_F16): $(FIM_OUT)/model-short/.done
 
 $(FIM_GGUF): $(FIM_F16)
 	$(LLAMACODE) quantize $< $@ q8_0 --no-progress
-	chmod 644 $@
 
 $(FIM_HELDOUT): $(FIM_OUT)/corpus/manifest.json
 	$(LLAMACODE) eval build-fim-tasks \

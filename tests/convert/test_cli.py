@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,10 @@ def test_convert_quantize_fix_fim_and_back(checkpoint: Path, tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert "MB ->" in done.stdout and "with llama.cpp" in done.stdout
     assert small.stat().st_size < gguf.stat().st_size
+    # Outputs get the mode any new file gets, not the temporary file's 0600.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {p.stat().st_mode & 0o777 for p in (gguf, small)} == {0o666 & ~umask}
 
     fixed = tmp_path / "fixed.gguf"
     done = llamacode("fix-fim", gguf, fixed, "--no-progress")
