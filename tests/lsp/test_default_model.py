@@ -49,18 +49,23 @@ def open_source(client: LanguageClient, uri: str) -> None:
     )
 
 
-async def test_invoked_completion_offers_alternatives(smol: LanguageClient, tmp_path: Path):
-    uri = (tmp_path / "files.py").as_uri()
-    open_source(smol, uri)
-    result = await smol.text_document_inline_completion_async(
+async def complete_at_body(
+    client: LanguageClient, uri: str, trigger: types.InlineCompletionTriggerKind
+) -> types.InlineCompletionList:
+    """Ask for an inline completion in the empty body of SOURCE's last function."""
+    return await client.text_document_inline_completion_async(
         types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
             position=types.Position(line=9, character=4),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Invoked
-            ),
+            context=types.InlineCompletionContext(trigger_kind=trigger),
         )
     )
+
+
+async def test_invoked_completion_offers_alternatives(smol: LanguageClient, tmp_path: Path):
+    uri = (tmp_path / "files.py").as_uri()
+    open_source(smol, uri)
+    result = await complete_at_body(smol, uri, types.InlineCompletionTriggerKind.Invoked)
     texts = [item.insert_text for item in result.items]
     assert len(texts) >= 2
     assert len(set(texts)) == len(texts)
@@ -114,15 +119,7 @@ async def test_load_failure_is_shown_and_the_server_keeps_running(
     assert "broken.gguf" in message.message
     uri = (tmp_path / "a.py").as_uri()
     open_source(bare, uri)
-    result = await bare.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=9, character=4),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic
-            ),
-        )
-    )
+    result = await complete_at_body(bare, uri, types.InlineCompletionTriggerKind.Automatic)
     assert not result.items
     answer = await stats(bare)
     assert answer["model"]["state"] == "failed"
@@ -158,15 +155,7 @@ async def test_requests_before_the_model_is_ready_get_an_empty_answer(
     uri = (tmp_path / "a.py").as_uri()
     open_source(bare, uri)
     # sent right after initialize: the load has only just started on its own thread
-    result = await bare.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=9, character=4),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic
-            ),
-        )
-    )
+    result = await complete_at_body(bare, uri, types.InlineCompletionTriggerKind.Automatic)
     answer = await stats(bare)
     assert answer["not_ready"] == 1
     assert not result.items

@@ -121,13 +121,22 @@ def test_single_line_policy_stops_at_the_newline(tmp_path: Path, cl_vocab):
 
 
 def test_async_calls_run_off_the_event_loop(engine: Engine):
+    import threading
+
+    threads: set[str] = set()
+
+    def on_text(_: str) -> None:
+        threads.add(threading.current_thread().name)
+
     async def main() -> list[str]:
         results = await asyncio.gather(
-            engine.ainfill("def f(x):\n    ", "\n"), engine.acomplete("def")
+            engine.ainfill("def f(x):\n    ", "\n", on_text=on_text),
+            engine.acomplete("def", on_text=on_text),
         )
         return [r.prompt_mode for r in results]
 
     assert asyncio.run(main()) == ["spm", "completion"]
+    assert threads and all(name.startswith("llamacode-engine") for name in threads)
 
 
 def test_default_model_answers_a_chat(default_model: Path):

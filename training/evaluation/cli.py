@@ -9,6 +9,8 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
+from runtime.cli import load_engine
+
 DEFAULT_OUT = Path("out/eval")
 # Held-out code for the long-context prompts: parts of this interpreter's standard
 # library (PSF license), present on every machine that runs llamacode.
@@ -115,14 +117,6 @@ def _split(text: str, cast: Any = str) -> tuple[Any, ...]:
         raise ConfigError(f"cannot read the list {text!r}: {exc}") from exc
 
 
-def _load_engine(args: argparse.Namespace) -> Any:
-    from runtime.cli import engine_config
-    from runtime.engine import Engine
-    from runtime.models import resolve_model
-
-    return Engine.load(resolve_model(args.model).path, engine_config(args))
-
-
 def _judge(timeout: float) -> Any:
     from training.evaluation.execution import Judge
     from training.sandbox import SandboxLimits
@@ -182,7 +176,7 @@ def _fim(args: argparse.Namespace) -> int:
         stop_at_dedent=not args.no_dedent_stop,
     )
     judge = _judge(args.timeout)
-    engine = _load_engine(args)
+    engine = load_engine(args)
     try:
         summary, details = evaluate_fim(engine, problems, judge, config, not args.no_progress)
         model = model_record(engine.facts.path, engine)
@@ -211,7 +205,7 @@ def _fim_match(args: argparse.Namespace) -> int:
 
     tasks = load_tasks(args.tasks)
     config = FimMatchConfig(modes=_split(args.modes), limit=args.limit)
-    engine = _load_engine(args)
+    engine = load_engine(args)
     try:
         summary, details = evaluate_matches(engine, tasks, config, not args.no_progress)
         model = model_record(engine.facts.path, engine)
@@ -258,7 +252,7 @@ def _key_retrieval(args: argparse.Namespace) -> int:
         trials=args.trials,
         seed=args.seed,
     )
-    engine = _load_engine(args)
+    engine = load_engine(args)
     try:
         summary, details = evaluate_key_retrieval(engine, functions, config, not args.no_progress)
         model = model_record(engine.facts.path, engine)
@@ -318,7 +312,7 @@ def _complete(args: argparse.Namespace) -> int:
     problems = load_code_problems(args.data)
     config = CompletionConfig(max_tokens=args.max_tokens, limit=args.limit)
     judge = _judge(args.timeout)
-    engine = _load_engine(args)
+    engine = load_engine(args)
     try:
         summary, details = evaluate_completion(
             engine, problems, judge, config, not args.no_progress
