@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.llama_layout import LlamaHParams
+from convert.checkpoint_format import (
+    MODEL_FILE,
+    CheckpointConfig,
+    ModelConfig,
+    TokenizerRef,
+    write_config,
+)
+from convert.llama_layout import meta_shapes
 from convert.safetensors_io import write_safetensors
 
 CHILD = """
@@ -50,15 +57,15 @@ print(json.dumps({"seconds": seconds, "maxrss_kb": peak_kb}))
 """
 
 
-def make_checkpoint(path: Path, hp: LlamaHParams) -> int:
+def make_checkpoint(path: Path, hp: ModelConfig) -> int:
     """Random weights in the checkpoint format; returns the parameter count."""
     import sentencepiece as spm
 
     path.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    shapes = hp.shapes()
+    shapes = meta_shapes(hp)
     write_safetensors(
-        path / "model.safetensors",
+        path / MODEL_FILE,
         list(shapes.items()),
         lambda name: rng.standard_normal(shapes[name], dtype=np.float32) * 0.02,
     )
@@ -70,14 +77,9 @@ def make_checkpoint(path: Path, hp: LlamaHParams) -> int:
         byte_fallback=True, control_symbols=["▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>"],
         minloglevel=2,
     )  # fmt: skip
-    (path / "tokenizer.model").write_bytes(buf.getvalue())
-    config = {
-        "format": "llamacode-checkpoint", "format_version": 1, "model": hp.to_dict(),
-        "tokenizer": {"type": "sentencepiece", "file": "tokenizer.model",
-                      "fim": {"pre": 3, "suf": 4, "mid": 5, "eot": 6}},
-        "chat_template": None, "training": {"stage": "benchmark"},
-    }  # fmt: skip
-    (path / "config.json").write_text(json.dumps(config))
+    tokenizer = TokenizerRef("sentencepiece", {"pre": 3, "suf": 4, "mid": 5, "eot": 6})
+    (path / tokenizer.file).write_bytes(buf.getvalue())
+    write_config(path, CheckpointConfig(hp, tokenizer, None, {"stage": "benchmark"}))
     return sum(int(np.prod(s)) for s in shapes.values())
 
 
@@ -109,7 +111,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
     args = parser.parse_args()
-    hp = LlamaHParams(
+    hp = ModelConfig(
         dim=args.dim, n_layers=args.layers, n_heads=args.heads, n_kv_heads=args.heads,
         vocab_size=args.vocab, hidden_dim=args.hidden, max_seq_len=4096,
     )  # fmt: skip
@@ -118,7 +120,7 @@ def main() -> None:
         t0 = time.perf_counter()
         n_params = make_checkpoint(work / "ckpt", hp)
         print(f"generated {n_params / 1e6:.1f}M parameters in {time.perf_counter() - t0:.1f} s")
-        largest = max(int(np.prod(s)) * 4 for s in hp.shapes().values())
+        largest = max(int(np.prod(s)) * 4 for s in meta_shapes(hp).values())
         source_mb = (work / "ckpt" / "model.safetensors").stat().st_size / 1e6
         baseline = run_child("none", "", "", "")["maxrss_kb"] / 1024
         jobs = [

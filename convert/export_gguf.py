@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 from gguf import GGMLQuantizationType, LlamaFileType
-from gguf.constants import GGML_QUANT_SIZES
+from gguf.constants import GGML_QUANT_SIZES, GGML_QUANT_VERSION
 from gguf.quants import quantize
 
+from convert.checkpoint_format import ModelConfig
 from convert.errors import UnsupportedTypeError
 from convert.gguf_kv import KV, kv_float32, kv_string, kv_uint32
 from convert.gguf_write import PlannedTensor, write_gguf
-from convert.llama_layout import LlamaHParams, gguf_name
+from convert.llama_layout import gguf_name, meta_shapes
 from convert.sources import SourceModel, load_source
+from runtime.gguf_keys import LLAMA_ARCH, Keys
 
 # Output types the numpy path writes, and the file type each declares.
 OUTPUT_TYPES: dict[str, tuple[GGMLQuantizationType, LlamaFileType]] = {
@@ -89,23 +91,26 @@ def _encoded(model: SourceModel, meta: str, qtype: GGMLQuantizationType) -> np.n
     return encode(model.read(meta), qtype)
 
 
-def llama_kvs(hp: LlamaHParams, name: str, file_type: LlamaFileType) -> dict[str, KV]:
+def llama_kvs(hp: ModelConfig, name: str, file_type: LlamaFileType) -> dict[str, KV]:
     """The llama.* and general.* metadata llama.cpp reads."""
+    arch = {
+        Keys.LLM.CONTEXT_LENGTH: kv_uint32(hp.max_seq_len),
+        Keys.LLM.EMBEDDING_LENGTH: kv_uint32(hp.dim),
+        Keys.LLM.BLOCK_COUNT: kv_uint32(hp.n_layers),
+        Keys.LLM.FEED_FORWARD_LENGTH: kv_uint32(hp.hidden_dim),
+        Keys.Attention.HEAD_COUNT: kv_uint32(hp.n_heads),
+        Keys.Attention.HEAD_COUNT_KV: kv_uint32(hp.n_kv_heads),
+        Keys.Attention.LAYERNORM_RMS_EPS: kv_float32(hp.norm_eps),
+        Keys.Rope.DIMENSION_COUNT: kv_uint32(hp.head_dim),
+        Keys.Rope.FREQ_BASE: kv_float32(hp.rope_theta),
+        Keys.LLM.VOCAB_SIZE: kv_uint32(hp.vocab_size),
+    }
     return {
-        "general.type": kv_string("model"),
-        "general.name": kv_string(name),
-        "llama.context_length": kv_uint32(hp.max_seq_len),
-        "llama.embedding_length": kv_uint32(hp.dim),
-        "llama.block_count": kv_uint32(hp.n_layers),
-        "llama.feed_forward_length": kv_uint32(hp.hidden_dim),
-        "llama.attention.head_count": kv_uint32(hp.n_heads),
-        "llama.attention.head_count_kv": kv_uint32(hp.n_kv_heads),
-        "llama.attention.layer_norm_rms_epsilon": kv_float32(hp.norm_eps),
-        "llama.rope.dimension_count": kv_uint32(hp.head_dim),
-        "llama.rope.freq_base": kv_float32(hp.rope_theta),
-        "llama.vocab_size": kv_uint32(hp.vocab_size),
-        "general.file_type": kv_uint32(int(file_type)),
-        "general.quantization_version": kv_uint32(2),
+        Keys.General.TYPE: kv_string("model"),
+        Keys.General.NAME: kv_string(name),
+        **{key.format(arch=LLAMA_ARCH): kv for key, kv in arch.items()},
+        Keys.General.FILE_TYPE: kv_uint32(int(file_type)),
+        Keys.General.QUANTIZATION_VERSION: kv_uint32(GGML_QUANT_VERSION),
     }
 
 
@@ -124,12 +129,12 @@ def export_gguf(
     output_name = "tok_embeddings.weight" if hp.tie_embeddings else "output.weight"
     plan = [
         (meta, shape, tensor_type(meta, shape, target, output_name))
-        for meta, shape in hp.shapes().items()
+        for meta, shape in meta_shapes(hp).items()
     ]
     kvs = llama_kvs(hp, name or model.name, file_type)
     kvs.update(model.vocab.kvs)
     if model.chat_template:
-        kvs["tokenizer.chat_template"] = kv_string(model.chat_template)
+        kvs[Keys.Tokenizer.CHAT_TEMPLATE] = kv_string(model.chat_template)
     start = time.perf_counter()
     tensors = [
         PlannedTensor(gguf_name(meta), shape, qtype, partial(_encoded, model, meta, qtype))

@@ -22,6 +22,7 @@ from convert.gguf_kv import (
 from convert.gguf_write import PlannedTensor, write_gguf
 from convert.vocab import Vocab, fim_kvs
 from runtime.fim import FimTokens
+from runtime.gguf_keys import LLAMA_ARCH, TOKENIZER_PREFIX, Keys
 
 
 def fix_fim(
@@ -34,7 +35,8 @@ def fix_fim(
     tokens = token_texts(kvs)
     if not tokens:
         raise MissingTokenizerError(f"{source}: the GGUF holds no tokenizer vocabulary")
-    fim = Vocab({k: v for k, v in kvs.items() if k.startswith("tokenizer.")}, tokens).detect_fim()
+    tokenizer = {k: v for k, v in kvs.items() if k.startswith(TOKENIZER_PREFIX)}
+    fim = Vocab(tokenizer, tokens).detect_fim()
     if fim is None:
         raise FimTokensNotFoundError(
             f"{source}: no fill-in-the-middle tokens in its vocabulary; this model cannot infill"
@@ -46,6 +48,6 @@ def fix_fim(
         PlannedTensor(t.name, numpy_shape(t), t.tensor_type, partial(read_tensor_bytes, source, t))
         for t in reader.tensors
     ]
-    arch = as_text(kvs.get("general.architecture")) or "llama"
+    arch = as_text(kvs.get(Keys.General.ARCHITECTURE)) or LLAMA_ARCH
     write_gguf(output, kvs, tensors, arch=arch, progress=progress, desc="fix-fim")
     return fim, added

@@ -1,25 +1,29 @@
-"""GGUF metadata as plain values: read from a GGUFReader, keep types, write back unchanged.
+"""GGUF metadata as plain values and tensors as bytes, read through runtime's checked reader.
 
 Copying a published file's keys (tokenizer, chat template, FIM ids) must not alter their
 types or bytes, so values keep their GGUF type and strings stay raw bytes when copied.
+Every GGUF convert reads is untrusted, so it goes through :mod:`runtime.gguf_file`, which
+checks each count, length and offset against the file before using it.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 from gguf.constants import GGML_QUANT_SIZES
 from gguf.quants import quant_shape_to_byte_shape
 
 from convert.errors import InvalidGGUFError, UnsupportedArchitectureError
+from runtime.errors import InvalidModelError
+from runtime.gguf_file import GGUFHeader, read_header, read_tensor_data
+from runtime.gguf_keys import GGUF_MAGIC, LLAMA_ARCH, Keys
 
 
 @dataclass(frozen=True)
@@ -51,46 +55,68 @@ def kv_array(values: list[Any], sub_type: GGUFValueType) -> KV:
     return KV(values, GGUFValueType.ARRAY, sub_type)
 
 
-def open_gguf(path: str | os.PathLike[str]) -> GGUFReader:
-    """Open a GGUF for reading; a damaged file becomes :class:`InvalidGGUFError`."""
-    path = Path(path)
+@dataclass(frozen=True)
+class GGUFTensor:
+    """One tensor of an opened GGUF: its name, type, ggml shape and where its bytes are."""
+
+    name: str
+    tensor_type: GGMLQuantizationType
+    shape: tuple[int, ...]  # ggml order (row length first), as the file stores it
+    n_bytes: int
+    data_offset: int  # from the start of the file
+
+
+@dataclass(frozen=True)
+class GGUFFile:
+    """A GGUF whose header has been read and checked; tensor data is read on demand."""
+
+    path: Path
+    header: GGUFHeader
+    tensors: list[GGUFTensor]
+
+
+def open_gguf(path: str | os.PathLike[str]) -> GGUFFile:
+    """Read and check a GGUF's header; a damaged file becomes :class:`InvalidGGUFError`."""
     try:
-        return GGUFReader(path)
-    except (ValueError, OSError, IndexError, KeyError, struct.error) as exc:
-        raise InvalidGGUFError(
-            f"{path}: not a readable GGUF file ({exc}); it may be truncated or not a GGUF"
-        ) from exc
+        header = read_header(path, raw_strings=True)
+    except InvalidModelError as exc:
+        raise InvalidGGUFError(str(exc)) from exc
+    tensors = [
+        GGUFTensor(
+            t.name,
+            GGMLQuantizationType(t.ggml_type),
+            t.shape,
+            t.n_bytes,
+            header.data_offset + t.offset,
+        )
+        for t in header.tensors
+    ]
+    return GGUFFile(header.path, header, tensors)
 
 
 def is_gguf(path: str | os.PathLike[str]) -> bool:
     """True when the file starts with the GGUF magic."""
     try:
         with open(path, "rb") as f:
-            return f.read(4) == b"GGUF"
+            return f.read(len(GGUF_MAGIC)) == GGUF_MAGIC
     except OSError:
         return False
 
 
-def read_kv(reader: GGUFReader) -> dict[str, KV]:
-    """All metadata of a file except the GGUF.* header fields, in file order."""
+def read_kv(gguf_file: GGUFFile) -> dict[str, KV]:
+    """All metadata of a file, in file order, with the types it is stored with."""
     out: dict[str, KV] = {}
-    for name, field in reader.fields.items():
-        if name.startswith("GGUF."):
-            continue
-        main = field.types[0]
+    header = gguf_file.header
+    for name, value in header.metadata.items():
+        main, sub = header.types[name]
         if main == GGUFValueType.ARRAY:
-            sub = field.types[-1]
-            if len(field.types) != 2:
-                raise InvalidGGUFError(f"nested metadata array {name!r} is not supported")
-            if sub == GGUFValueType.STRING:
-                values: list[Any] = [bytes(field.parts[i]) for i in field.data]
-            else:
-                values = [v for i in field.data for v in field.parts[i].tolist()]
-            out[name] = KV(values, main, sub)
-        elif main == GGUFValueType.STRING:
-            out[name] = KV(bytes(field.parts[-1]), main)
+            if sub == GGUFValueType.ARRAY:
+                raise InvalidGGUFError(
+                    f"{gguf_file.path}: nested metadata array {name!r} is not supported"
+                )
+            out[name] = KV(list(value), GGUFValueType(main), GGUFValueType(sub))
         else:
-            out[name] = KV(field.parts[-1].tolist()[0], main)
+            out[name] = KV(value, GGUFValueType(main))
     return out
 
 
@@ -106,15 +132,15 @@ def as_int(kv: KV | None) -> int | None:
 
 def token_texts(kvs: Mapping[str, KV]) -> list[str]:
     """The vocabulary as text (invalid UTF-8 replaced; only used for lookups)."""
-    tokens = kvs.get("tokenizer.ggml.tokens")
+    tokens = kvs.get(Keys.Tokenizer.LIST)
     if tokens is None:
         return []
     return [t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in tokens.value]
 
 
 def require_llama(kvs: Mapping[str, KV], path: Path) -> None:
-    arch = as_text(kvs.get("general.architecture"))
-    if arch != "llama":
+    arch = as_text(kvs.get(Keys.General.ARCHITECTURE))
+    if arch != LLAMA_ARCH:
         raise UnsupportedArchitectureError(
             f"{path}: architecture is {arch!r}; only 'llama' models (Llama, Code Llama) "
             "can be converted"
@@ -123,7 +149,7 @@ def require_llama(kvs: Mapping[str, KV], path: Path) -> None:
 
 def add_kvs(writer: GGUFWriter, kvs: Mapping[str, KV]) -> None:
     for key, kv in kvs.items():
-        if key == "general.architecture":
+        if key == Keys.General.ARCHITECTURE:
             continue  # GGUFWriter writes it from its arch argument
         if kv.type == GGUFValueType.ARRAY and not kv.value:
             continue  # GGUF has no empty arrays
@@ -149,22 +175,16 @@ def add_planned_tensor(
         writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
 
 
-def numpy_shape(tensor: Any) -> tuple[int, ...]:
-    """A GGUFReader tensor's logical shape in numpy order (ggml stores ne reversed)."""
-    return tuple(int(d) for d in reversed(tensor.shape.tolist()))
+def numpy_shape(tensor: GGUFTensor) -> tuple[int, ...]:
+    """A tensor's logical shape in numpy order (ggml stores ne reversed)."""
+    return tuple(reversed(tensor.shape))
 
 
-def read_tensor_bytes(path: str | os.PathLike[str], tensor: Any) -> np.ndarray:
-    """One tensor's stored bytes, shaped (..., bytes per row), read with a plain file read.
-
-    Reading through the reader's memory map would leave every touched page of the whole
-    file in the process's resident set; a read keeps memory at one tensor.
-    """
-    shape = numpy_shape(tensor)
-    count = int(tensor.n_bytes)
-    data = np.fromfile(path, dtype=np.uint8, count=count, offset=int(tensor.data_offset))
-    if data.size != count:
-        raise InvalidGGUFError(
-            f"{path}: tensor {tensor.name!r} is cut short; the file is truncated"
-        )
-    return data.reshape(quant_shape_to_byte_shape(shape, tensor.tensor_type))
+def read_tensor_bytes(path: str | os.PathLike[str], tensor: GGUFTensor) -> np.ndarray:
+    """One tensor of the GGUF at ``path`` as its stored bytes, shaped (..., bytes per row)."""
+    try:
+        data = read_tensor_data(path, tensor.data_offset, tensor.n_bytes)
+    except InvalidModelError as exc:
+        raise InvalidGGUFError(f"{exc} (tensor {tensor.name!r})") from exc
+    array = np.frombuffer(data, dtype=np.uint8)
+    return array.reshape(quant_shape_to_byte_shape(numpy_shape(tensor), tensor.tensor_type))

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from convert.atomic import atomic_file
 from convert.gguf_kv import KV, add_kvs, add_planned_tensor, tensor_nbytes
+from runtime.gguf_keys import LLAMA_ARCH
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def write_gguf(
     output: str | Path,
     kvs: Mapping[str, KV],
     tensors: Sequence[PlannedTensor],
-    arch: str = "llama",
+    arch: str = LLAMA_ARCH,
     progress: bool = True,
     desc: str = "write",
 ) -> int:

@@ -7,7 +7,6 @@ Meta's interleaved order, so no permutation); the tokenizer is kept as the GGUF'
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,14 @@ from gguf.quants import dequantize
 from tqdm import tqdm
 
 from convert.atomic import atomic_directory
+from convert.checkpoint_format import (
+    FIM_ROLES,
+    MODEL_FILE,
+    CheckpointConfig,
+    ModelConfig,
+    TokenizerRef,
+    write_config,
+)
 from convert.errors import MissingTokenizerError, TensorShapeError, UnsupportedArchitectureError
 from convert.gguf_kv import (
     KV,
@@ -30,55 +37,64 @@ from convert.gguf_kv import (
     read_kv,
     read_tensor_bytes,
     require_llama,
+    token_texts,
 )
-from convert.llama_layout import LlamaHParams, meta_from_gguf
+from convert.llama_layout import gguf_name, meta_from_gguf, meta_shapes
 from convert.safetensors_io import write_safetensors
-from convert.sources import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from convert.vocab import Vocab
+from runtime.gguf_keys import LLAMA_ARCH, TOKENIZER_PREFIX, Keys
+from runtime.model_facts import LLAMA_DEFAULT_ROPE_BASE
+
+EMBEDDINGS = "tok_embeddings.weight"
+OUTPUT = "output.weight"
 
 
 @dataclass(frozen=True)
 class ImportReport:
     output: Path
-    hparams: LlamaHParams
+    hparams: ModelConfig
     seconds: float
     fim: dict[str, int] | None
 
 
-def hparams_from_gguf(kvs: dict[str, KV], n_vocab: int, tied: bool, path: Path) -> LlamaHParams:
-    def need(key: str) -> Any:
-        if key not in kvs:
-            raise UnsupportedArchitectureError(f"{path}: metadata key {key!r} is missing")
-        return kvs[key].value
+def hparams_from_gguf(kvs: dict[str, KV], n_vocab: int, tied: bool, path: Path) -> ModelConfig:
+    def get(key: str) -> KV | None:
+        return kvs.get(key.format(arch=LLAMA_ARCH))
 
-    scaling = as_text(kvs.get("llama.rope.scaling.type"))
+    def need(key: str) -> Any:
+        kv = get(key)
+        if kv is None:
+            name = key.format(arch=LLAMA_ARCH)
+            raise UnsupportedArchitectureError(f"{path}: metadata key {name!r} is missing")
+        return kv.value
+
+    scaling = as_text(get(Keys.Rope.SCALING_TYPE))
     if scaling not in (None, "none"):
         raise UnsupportedArchitectureError(
             f"{path}: RoPE scaling {scaling!r} is not supported by the training model"
         )
-    hp = LlamaHParams(
-        dim=int(need("llama.embedding_length")),
-        n_layers=int(need("llama.block_count")),
-        n_heads=int(need("llama.attention.head_count")),
-        n_kv_heads=int(
-            kvs["llama.attention.head_count_kv"].value
-            if "llama.attention.head_count_kv" in kvs
-            else need("llama.attention.head_count")
-        ),
-        vocab_size=n_vocab,
-        hidden_dim=int(need("llama.feed_forward_length")),
-        norm_eps=float(need("llama.attention.layer_norm_rms_epsilon")),
-        rope_theta=float(kvs["llama.rope.freq_base"].value)
-        if "llama.rope.freq_base" in kvs
-        else 10000.0,
-        max_seq_len=int(need("llama.context_length")),
-        tie_embeddings=tied,
-    )
-    problems = hp.problems()
-    rope_dims = as_int(kvs.get("llama.rope.dimension_count"))
+    rope = get(Keys.Rope.FREQ_BASE)
+    heads_kv = get(Keys.Attention.HEAD_COUNT_KV)
+    try:
+        hp = ModelConfig(
+            dim=int(need(Keys.LLM.EMBEDDING_LENGTH)),
+            n_layers=int(need(Keys.LLM.BLOCK_COUNT)),
+            n_heads=int(need(Keys.Attention.HEAD_COUNT)),
+            n_kv_heads=int(need(Keys.Attention.HEAD_COUNT) if heads_kv is None else heads_kv.value),
+            vocab_size=n_vocab,
+            hidden_dim=int(need(Keys.LLM.FEED_FORWARD_LENGTH)),
+            norm_eps=float(need(Keys.Attention.LAYERNORM_RMS_EPS)),
+            rope_theta=LLAMA_DEFAULT_ROPE_BASE if rope is None else float(rope.value),
+            max_seq_len=int(need(Keys.LLM.CONTEXT_LENGTH)),
+            tie_embeddings=tied,
+        )
+    except (TypeError, ValueError) as exc:
+        raise UnsupportedArchitectureError(f"{path}: {exc}; this is not supported") from exc
+    problems = []
+    rope_dims = as_int(get(Keys.Rope.DIMENSION_COUNT))
     if rope_dims is not None and rope_dims != hp.head_dim:
         problems.append(f"partial RoPE ({rope_dims} of {hp.head_dim} dims)")
-    key_len = as_int(kvs.get("llama.attention.key_length"))
+    key_len = as_int(get(Keys.Attention.KEY_LENGTH))
     if key_len is not None and key_len != hp.head_dim:
         problems.append(f"head size {key_len} != embedding_length / head_count")
     if problems:
@@ -102,11 +118,11 @@ def import_gguf(source: str | Path, output: str | Path, progress: bool = True) -
                 "training model implements"
             )
         by_meta[meta] = t
-    if "tok_embeddings.weight" not in by_meta:
-        raise TensorShapeError(f"{source}: tensor 'token_embd.weight' is missing")
-    n_vocab = numpy_shape(by_meta["tok_embeddings.weight"])[0]
-    hp = hparams_from_gguf(kvs, n_vocab, "output.weight" not in by_meta, source)
-    shapes = hp.shapes()
+    if EMBEDDINGS not in by_meta:
+        raise TensorShapeError(f"{source}: tensor {gguf_name(EMBEDDINGS)!r} is missing")
+    n_vocab = numpy_shape(by_meta[EMBEDDINGS])[0]
+    hp = hparams_from_gguf(kvs, n_vocab, OUTPUT not in by_meta, source)
+    shapes = meta_shapes(hp)
     for meta, shape in shapes.items():
         if meta not in by_meta:
             raise TensorShapeError(f"{source}: tensor {meta!r} is missing")
@@ -116,13 +132,13 @@ def import_gguf(source: str | Path, output: str | Path, progress: bool = True) -
                 f"{source}: tensor {by_meta[meta].name!r} has shape {list(actual)}, the "
                 f"metadata requires {list(shape)}"
             )
-    tokenizer = {k: v for k, v in kvs.items() if k.startswith("tokenizer.")}
-    if "tokenizer.ggml.tokens" not in tokenizer:
+    tokenizer = {k: v for k, v in kvs.items() if k.startswith(TOKENIZER_PREFIX)}
+    tokens = token_texts(tokenizer)
+    if not tokens:
         raise MissingTokenizerError(f"{source}: the GGUF holds no tokenizer")
-    tokens = [t.decode("utf-8", "replace") for t in tokenizer["tokenizer.ggml.tokens"].value]
     found = Vocab(tokenizer, tokens).detect_fim()
     fim = (
-        {"pre": found.pre, "suf": found.suf, "mid": found.mid, "eot": found.eot}
+        {role: getattr(found, role) for role in FIM_ROLES}
         if found is not None and found.mid is not None
         else None
     )
@@ -133,31 +149,26 @@ def import_gguf(source: str | Path, output: str | Path, progress: bool = True) -
         bar.update(t.n_bytes)
         return data
 
+    tokenizer_ref = TokenizerRef("gguf", fim)
     with atomic_directory(output) as tmp:
         total = sum(int(by_meta[m].n_bytes) for m in shapes)
         with tqdm(
             total=total, unit="B", unit_scale=True, desc="import", disable=not progress
         ) as bar:
-            write_safetensors(tmp / "model.safetensors", list(shapes.items()), produce)
-        writer = GGUFWriter(tmp / "tokenizer.gguf", "llama")
+            write_safetensors(tmp / MODEL_FILE, list(shapes.items()), produce)
+        writer = GGUFWriter(tmp / tokenizer_ref.file, LLAMA_ARCH)
         try:
             add_kvs(writer, tokenizer)
-            writer.write_header_to_file(tmp / "tokenizer.gguf")
+            writer.write_header_to_file(tmp / tokenizer_ref.file)
             writer.write_kv_data_to_file()
             writer.write_ti_data_to_file()
         finally:
             writer.close()
-        config = {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_VERSION,
-            "model": hp.to_dict(),
-            "tokenizer": {"type": "gguf", "file": "tokenizer.gguf", "fim": fim},
-            "chat_template": as_text(kvs.get("tokenizer.chat_template")),
-            "training": {
-                "stage": "imported",
-                "source": source.name,
-                "source_name": as_text(kvs.get("general.name")),
-            },
+        training = {
+            "stage": "imported",
+            "source": source.name,
+            "source_name": as_text(kvs.get(Keys.General.NAME)),
         }
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        template = as_text(kvs.get(Keys.Tokenizer.CHAT_TEMPLATE))
+        write_config(tmp, CheckpointConfig(hp, tokenizer_ref, template, training))
     return ImportReport(Path(output), hp, time.perf_counter() - start, fim)

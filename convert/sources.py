@@ -3,7 +3,7 @@
 Two layouts are accepted and told apart by their config.json, then confirmed by their
 tensor names; a directory that fits neither is refused rather than guessed at:
 
-- a llamacode checkpoint (``"format": "llamacode-checkpoint"``, Meta names, no permutation);
+- a llamacode checkpoint (:mod:`convert.checkpoint_format`: Meta names, no permutation);
 - a Hugging Face Llama directory (``"model_type": "llama"``, ``model.layers.N...`` names,
   q/k rows in rotate_half order, permuted here).
 """
@@ -18,6 +18,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from convert.checkpoint_format import (
+    CONFIG_FILE,
+    FORMAT,
+    MODEL_FILE,
+    ModelConfig,
+    is_checkpoint_config,
+    parse_config,
+)
 from convert.errors import (
     MissingTokenizerError,
     MissingWeightsError,
@@ -26,15 +34,22 @@ from convert.errors import (
     UnsupportedArchitectureError,
 )
 from convert.gguf_kv import kv_bool
-from convert.llama_layout import LlamaHParams, hf_name, hf_to_meta_rows
+from convert.llama_layout import hf_name, hf_to_meta_rows, meta_shapes
 from convert.safetensors_io import SafetensorsFile
 from convert.vocab import Vocab, bpe_vocab, fim_kvs, gguf_vocab, sentencepiece_vocab
 from runtime.fim import detect_fim
+from runtime.gguf_keys import Keys
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "llamacode-checkpoint"
-CHECKPOINT_VERSION = 1
+# Hugging Face special-token names -> the GGUF keys of their ids, and of "add it" flags.
+_HF_SPECIAL_IDS = {
+    "bos": Keys.Tokenizer.BOS_ID,
+    "eos": Keys.Tokenizer.EOS_ID,
+    "unk": Keys.Tokenizer.UNK_ID,
+    "pad": Keys.Tokenizer.PAD_ID,
+}
+_HF_ADD_SPECIAL = {"bos": Keys.Tokenizer.ADD_BOS, "eos": Keys.Tokenizer.ADD_EOS}
 
 
 @dataclass
@@ -43,7 +58,7 @@ class SourceModel:
 
     path: Path
     layout: Literal["llamacode", "huggingface"]
-    hparams: LlamaHParams
+    hparams: ModelConfig
     vocab: Vocab
     name: str
     chat_template: str | None
@@ -75,33 +90,28 @@ def _read_json(path: Path) -> dict[str, Any]:
 def load_source(path: str | Path, bpe_pre: str | None = None) -> SourceModel:
     """Inspect ``path`` fully (config, every tensor header, tokenizer) before anything is written."""
     path = Path(path)
-    config_path = path / "config.json"
+    config_path = path / CONFIG_FILE
     if not path.is_dir() or not config_path.is_file():
         raise UnknownSourceError(
-            f"{path}: not a model directory (no config.json); give a llamacode checkpoint, "
+            f"{path}: not a model directory (no {CONFIG_FILE}); give a llamacode checkpoint, "
             "a Hugging Face Llama directory or a .gguf file"
         )
     config = _read_json(config_path)
-    if config.get("format") == CHECKPOINT_FORMAT:
+    if is_checkpoint_config(config):
         return _load_checkpoint(path, config)
     if "model_type" in config or "architectures" in config:
         return _load_huggingface(path, config, bpe_pre)
     raise UnknownSourceError(
-        f"{config_path}: neither a llamacode checkpoint (format {CHECKPOINT_FORMAT!r}) nor a "
+        f"{config_path}: neither a llamacode checkpoint (format {FORMAT!r}) nor a "
         "Hugging Face config (model_type); cannot tell how to read the weights"
     )
 
 
-def _load_checkpoint(path: Path, config: dict[str, Any]) -> SourceModel:
-    config_path = path / "config.json"
-    version = config.get("format_version")
-    if version != CHECKPOINT_VERSION:
-        raise UnknownSourceError(
-            f"{config_path}: checkpoint format_version {version!r} is not supported "
-            f"(this llamacode reads version {CHECKPOINT_VERSION})"
-        )
-    hparams = _hparams(config.get("model"), config_path)
-    weights = path / "model.safetensors"
+def _load_checkpoint(path: Path, data: dict[str, Any]) -> SourceModel:
+    config_path = path / CONFIG_FILE
+    config = parse_config(data, config_path)
+    hparams = config.model
+    weights = path / MODEL_FILE
     if not weights.is_file():
         raise MissingWeightsError(f"{weights}: missing; the checkpoint has no weights")
     st = SafetensorsFile(weights)
@@ -113,34 +123,16 @@ def _load_checkpoint(path: Path, config: dict[str, Any]) -> SourceModel:
         )
     tensors = _match(hparams, {n: (st, n) for n in st.entries}, lambda m: m)
 
-    tok = config.get("tokenizer") or {}
-    tok_type = tok.get("type")
-    tok_file = tok.get("file")
-    if tok_type not in ("sentencepiece", "gguf") or not tok_file:
-        raise MissingTokenizerError(
-            f"{config_path}: tokenizer must be type 'sentencepiece' or 'gguf' with a file; "
-            f"found {tok!r}"
-        )
-    tok_path = path / tok_file
+    tok_path = path / config.tokenizer.file
     if not tok_path.is_file():
-        raise MissingTokenizerError(f"{tok_path}: tokenizer file named in config.json is missing")
-    if tok_type == "sentencepiece":
+        raise MissingTokenizerError(f"{tok_path}: tokenizer file named in {CONFIG_FILE} is missing")
+    if config.tokenizer.type == "sentencepiece":
         vocab = sentencepiece_vocab(tok_path, hparams.vocab_size)
     else:
         vocab = gguf_vocab(tok_path, hparams.vocab_size)
-    fim = tok.get("fim")
+    fim = config.tokenizer.fim
     if fim:
-        try:
-            ids = {k: int(fim[k]) for k in ("pre", "suf", "mid")}
-            eot = int(fim["eot"]) if fim.get("eot") is not None else None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MissingTokenizerError(
-                f"{config_path}: tokenizer.fim must hold integer pre/suf/mid/eot ids ({exc!r})"
-            ) from exc
-        bad = [i for i in (*ids.values(), eot) if i is not None and not 0 <= i < hparams.vocab_size]
-        if bad:
-            raise MissingTokenizerError(f"{config_path}: FIM ids {bad} are outside the vocabulary")
-        found = detect_fim(vocab.token_id, vocab.token_text, eot=eot, **ids)
+        found = detect_fim(vocab.token_id, vocab.token_text, **fim)
         assert found is not None  # explicit pre and suf always give a result
         vocab.kvs.update(fim_kvs(found))
     return SourceModel(
@@ -148,39 +140,20 @@ def _load_checkpoint(path: Path, config: dict[str, Any]) -> SourceModel:
         layout="llamacode",
         hparams=hparams,
         vocab=vocab,
-        name=str(config.get("name") or path.resolve().name),
-        chat_template=config.get("chat_template"),
+        name=path.resolve().name,
+        chat_template=config.chat_template,
         tensors=tensors,
     )
 
 
-def _hparams(model: Any, config_path: Path) -> LlamaHParams:
-    if not isinstance(model, dict):
-        raise UnknownSourceError(f"{config_path}: 'model' must be an object of hyper-parameters")
-    known = set(LlamaHParams.field_names())
-    unknown = sorted(set(model) - known)
-    if unknown:
-        raise UnknownSourceError(f"{config_path}: unknown model fields {unknown}")
-    try:
-        hparams = LlamaHParams(**model)
-    except TypeError as exc:
-        raise UnknownSourceError(
-            f"{config_path}: incomplete model hyper-parameters ({exc})"
-        ) from exc
-    problems = hparams.problems()
-    if problems:
-        raise UnknownSourceError(f"{config_path}: {'; '.join(problems)}")
-    return hparams
-
-
 def _match(
-    hparams: LlamaHParams,
+    hparams: ModelConfig,
     available: dict[str, tuple[SafetensorsFile, str]],
     rename: Any,
 ) -> dict[str, tuple[SafetensorsFile, str]]:
     """Pair every expected tensor with its stored one; shapes must match exactly."""
     tensors: dict[str, tuple[SafetensorsFile, str]] = {}
-    expected = hparams.shapes()
+    expected = meta_shapes(hparams)
     for meta, shape in expected.items():
         stored = rename(meta)
         if stored not in available:
@@ -209,7 +182,7 @@ def _match(
 
 
 def _load_huggingface(path: Path, config: dict[str, Any], bpe_pre: str | None) -> SourceModel:
-    config_path = path / "config.json"
+    config_path = path / CONFIG_FILE
     model_type = config.get("model_type")
     archs = config.get("architectures") or []
     if model_type != "llama" and "LlamaForCausalLM" not in archs:
@@ -233,7 +206,7 @@ def _load_huggingface(path: Path, config: dict[str, Any], bpe_pre: str | None) -
             f"{config_path}: Llama variant with {', '.join(unsupported)} is not supported"
         )
     try:
-        hparams = LlamaHParams(
+        values = dict(
             dim=int(config["hidden_size"]),
             n_layers=int(config["num_hidden_layers"]),
             n_heads=int(config["num_attention_heads"]),
@@ -247,9 +220,10 @@ def _load_huggingface(path: Path, config: dict[str, Any], bpe_pre: str | None) -
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UnknownSourceError(f"{config_path}: missing or bad Llama field {exc}") from exc
-    problems = hparams.problems()
-    if problems:
-        raise UnknownSourceError(f"{config_path}: {'; '.join(problems)}")
+    try:
+        hparams = ModelConfig(**values)
+    except ValueError as exc:
+        raise UnknownSourceError(f"{config_path}: {exc}") from exc
 
     available: dict[str, tuple[SafetensorsFile, str]] = {}
     for file in _hf_weight_files(path):
@@ -302,8 +276,9 @@ def _hf_special(path: Path, vocab_size: int) -> tuple[dict[str, int], dict[str, 
     from gguf import SpecialVocab
 
     special = SpecialVocab(path, load_merges=False, n_vocab=vocab_size)
-    names = {"bos": "bos", "eos": "eos", "unk": "unknown", "pad": "padding"}
-    ids = {names[k]: v for k, v in special.special_token_ids.items() if k in names}
+    ids = {
+        _HF_SPECIAL_IDS[k]: v for k, v in special.special_token_ids.items() if k in _HF_SPECIAL_IDS
+    }
     return ids, dict(special.add_special_token)
 
 
@@ -339,6 +314,6 @@ def _hf_vocab(path: Path, vocab_size: int, bpe_pre: str | None) -> Vocab:
             f"{path}: no tokenizer.model or tokenizer.json; a GGUF needs the tokenizer"
         )
     for key, value in add.items():
-        if key in ("bos", "eos"):
-            vocab.kvs[f"tokenizer.ggml.add_{key}_token"] = kv_bool(value)
+        if key in _HF_ADD_SPECIAL:
+            vocab.kvs[_HF_ADD_SPECIAL[key]] = kv_bool(value)
     return vocab

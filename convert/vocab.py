@@ -26,8 +26,10 @@ from convert.gguf_kv import (
     kv_uint32,
     open_gguf,
     read_kv,
+    token_texts,
 )
 from runtime.fim import FimTokens, detect_fim
+from runtime.gguf_keys import TOKENIZER_PREFIX, Keys
 
 # llama.cpp pre-tokenizer names for the Hugging Face pre-tokenizer configurations we
 # recognise exactly. Anything else must be named by the user (--bpe-pre).
@@ -131,31 +133,29 @@ class Vocab:
 
     def detect_fim(self) -> FimTokens | None:
         """FIM ids stated in the metadata, else found from the token texts."""
-        ids = {
-            k: self.kvs[f"tokenizer.ggml.{k}_token_id"].value
-            for k in ("fim_pre", "fim_suf", "fim_mid", "eot")
-            if f"tokenizer.ggml.{k}_token_id" in self.kvs
-        }
+
+        def stated(key: str) -> int | None:
+            kv = self.kvs.get(key)
+            return None if kv is None else int(kv.value)
+
         return detect_fim(
             self.token_id,
             self.token_text,
-            pre=ids.get("fim_pre"),
-            suf=ids.get("fim_suf"),
-            mid=ids.get("fim_mid"),
-            eot=ids.get("eot"),
+            pre=stated(Keys.Tokenizer.FIM_PRE_ID),
+            suf=stated(Keys.Tokenizer.FIM_SUF_ID),
+            mid=stated(Keys.Tokenizer.FIM_MID_ID),
+            eot=stated(Keys.Tokenizer.EOT_ID),
         )
 
 
 def fim_kvs(fim: FimTokens) -> dict[str, KV]:
-    out = {
-        "tokenizer.ggml.fim_pre_token_id": kv_uint32(fim.pre),
-        "tokenizer.ggml.fim_suf_token_id": kv_uint32(fim.suf),
+    ids = {
+        Keys.Tokenizer.FIM_PRE_ID: fim.pre,
+        Keys.Tokenizer.FIM_SUF_ID: fim.suf,
+        Keys.Tokenizer.FIM_MID_ID: fim.mid,
+        Keys.Tokenizer.EOT_ID: fim.eot,
     }
-    if fim.mid is not None:
-        out["tokenizer.ggml.fim_mid_token_id"] = kv_uint32(fim.mid)
-    if fim.eot is not None:
-        out["tokenizer.ggml.eot_token_id"] = kv_uint32(fim.eot)
-    return out
+    return {key: kv_uint32(i) for key, i in ids.items() if i is not None}
 
 
 def _pad(
@@ -178,7 +178,8 @@ def sentencepiece_vocab(
     added: Mapping[int, tuple[str, bool]] | None = None,
     special_ids: Mapping[str, int] | None = None,
 ) -> Vocab:
-    """A sentencepiece model (plus Hugging Face ``added`` tokens: id -> (text, special))."""
+    """A sentencepiece model, plus Hugging Face ``added`` tokens (id -> (text, special)) and
+    ``special_ids`` (GGUF key -> token id) that override the model's own."""
     from sentencepiece import SentencePieceProcessor
 
     model = parse_sentencepiece(model_path)
@@ -203,20 +204,25 @@ def sentencepiece_vocab(
         types.append(int(TokenType.CONTROL if special else TokenType.USER_DEFINED))
     _pad(tokens, scores, types, vocab_size, model_path)
     kvs: dict[str, KV] = {
-        "tokenizer.ggml.model": kv_string("llama"),
-        "tokenizer.ggml.pre": kv_string("default"),
-        "tokenizer.ggml.tokens": kv_array(tokens, GGUFValueType.STRING),
-        "tokenizer.ggml.scores": kv_array(scores, GGUFValueType.FLOAT32),
-        "tokenizer.ggml.token_type": kv_array(types, GGUFValueType.INT32),
+        Keys.Tokenizer.MODEL: kv_string("llama"),
+        Keys.Tokenizer.PRE: kv_string("default"),
+        Keys.Tokenizer.LIST: kv_array(tokens, GGUFValueType.STRING),
+        Keys.Tokenizer.SCORES: kv_array(scores, GGUFValueType.FLOAT32),
+        Keys.Tokenizer.TOKEN_TYPE: kv_array(types, GGUFValueType.INT32),
     }
-    ids = {"bos": sp.bos_id(), "eos": sp.eos_id(), "unknown": sp.unk_id(), "padding": sp.pad_id()}
+    ids = {
+        Keys.Tokenizer.BOS_ID: sp.bos_id(),
+        Keys.Tokenizer.EOS_ID: sp.eos_id(),
+        Keys.Tokenizer.UNK_ID: sp.unk_id(),
+        Keys.Tokenizer.PAD_ID: sp.pad_id(),
+    }
     ids.update(special_ids or {})
     for key, value in ids.items():
         if value is not None and value >= 0:
-            kvs[f"tokenizer.ggml.{key}_token_id"] = kv_uint32(value)
-    kvs["tokenizer.ggml.add_bos_token"] = kv_bool(True)
-    kvs["tokenizer.ggml.add_eos_token"] = kv_bool(False)
-    kvs["tokenizer.ggml.add_space_prefix"] = kv_bool(model.add_dummy_prefix)
+            kvs[key] = kv_uint32(value)
+    kvs[Keys.Tokenizer.ADD_BOS] = kv_bool(True)
+    kvs[Keys.Tokenizer.ADD_EOS] = kv_bool(False)
+    kvs[Keys.Tokenizer.ADD_PREFIX] = kv_bool(model.add_dummy_prefix)
     return Vocab(kvs, tokens)
 
 
@@ -238,7 +244,8 @@ def bpe_pre_tokenizer_name(tokenizer_json: Mapping[str, Any]) -> str | None:
 def bpe_vocab(
     path: Path, vocab_size: int, pre_name: str | None, special_ids: Mapping[str, int]
 ) -> Vocab:
-    """A Hugging Face ``tokenizer.json`` byte-level BPE (GPT-2 style) tokenizer."""
+    """A Hugging Face ``tokenizer.json`` byte-level BPE (GPT-2 style) tokenizer, with
+    ``special_ids`` (GGUF key -> token id)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         model = data["model"]
@@ -274,14 +281,14 @@ def bpe_vocab(
         )
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     kvs: dict[str, KV] = {
-        "tokenizer.ggml.model": kv_string("gpt2"),
-        "tokenizer.ggml.pre": kv_string(name),
-        "tokenizer.ggml.tokens": kv_array(tokens, GGUFValueType.STRING),
-        "tokenizer.ggml.token_type": kv_array(types, GGUFValueType.INT32),
-        "tokenizer.ggml.merges": kv_array(merges, GGUFValueType.STRING),
+        Keys.Tokenizer.MODEL: kv_string("gpt2"),
+        Keys.Tokenizer.PRE: kv_string(name),
+        Keys.Tokenizer.LIST: kv_array(tokens, GGUFValueType.STRING),
+        Keys.Tokenizer.TOKEN_TYPE: kv_array(types, GGUFValueType.INT32),
+        Keys.Tokenizer.MERGES: kv_array(merges, GGUFValueType.STRING),
     }
     for key, value in special_ids.items():
-        kvs[f"tokenizer.ggml.{key}_token_id"] = kv_uint32(value)
+        kvs[key] = kv_uint32(value)
     return Vocab(kvs, tokens)
 
 
@@ -289,10 +296,10 @@ def gguf_vocab(path: Path, vocab_size: int) -> Vocab:
     """The ``tokenizer.*`` keys of a GGUF (a tokenizer taken from an existing model), as stored."""
     if not path.is_file():
         raise MissingTokenizerError(f"{path}: tokenizer file is missing")
-    kvs = {k: v for k, v in read_kv(open_gguf(path)).items() if k.startswith("tokenizer.")}
-    if "tokenizer.ggml.tokens" not in kvs:
-        raise MissingTokenizerError(f"{path}: GGUF holds no tokenizer.ggml.tokens")
-    tokens = [t.decode("utf-8", "replace") for t in kvs["tokenizer.ggml.tokens"].value]
+    kvs = {k: v for k, v in read_kv(open_gguf(path)).items() if k.startswith(TOKENIZER_PREFIX)}
+    tokens = token_texts(kvs)
+    if not tokens:
+        raise MissingTokenizerError(f"{path}: GGUF holds no {Keys.Tokenizer.LIST}")
     if len(tokens) != vocab_size:
         raise MissingTokenizerError(
             f"{path}: tokenizer has {len(tokens)} tokens but the model's vocabulary is "

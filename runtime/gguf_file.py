@@ -1,9 +1,11 @@
-"""A bounds-checked reader for GGUF headers: metadata and tensor descriptors, no weights.
+"""The one reader of GGUF files: a bounds-checked header parse, then tensor data on demand.
 
 A GGUF is untrusted input. llama.cpp trusts the counts, lengths and offsets it reads;
 this reader checks each one against the file's size before anything is allocated, so a
 hostile or truncated file becomes an :class:`InvalidModelError` instead of a crash. The
-same pass gives ``llamacode info`` the model's facts without loading it.
+same pass gives ``llamacode info`` the model's facts without loading it, gives convert the
+metadata (with its GGUF types) and tensors it copies, and gives training a GGUF's
+vocabulary.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import InvalidModelError, ModelNotFoundError
+from runtime.gguf_keys import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, Keys
 
-GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
-DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4
 # Far above any real model; far below what would exhaust memory while parsing.
 MAX_TENSORS = 1_000_000
@@ -27,7 +28,7 @@ MAX_KV = 1_000_000
 MAX_STRING_BYTES = 256 * 1024 * 1024
 MAX_ARRAY_DEPTH = 2
 
-# GGUF value types.
+# GGUF value types (gguf-py's GGUFValueType).
 _SCALARS: dict[int, str] = {
     0: "<B",  # uint8
     1: "<b",  # int8
@@ -50,9 +51,9 @@ class TensorInfo:
     """One tensor's descriptor: where its data sits and how big it is."""
 
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # ggml order: the row length first
     ggml_type: int
-    offset: int
+    offset: int  # from the start of the tensor data
     n_bytes: int
 
 
@@ -66,24 +67,53 @@ class GGUFHeader:
     tensors: list[TensorInfo] = field(default_factory=list)
     data_offset: int = 0
     file_size: int = 0
+    # key -> (GGUF value type, element type for arrays else None), to write values back as stored
+    types: dict[str, tuple[int, int | None]] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(key, default)
 
     @property
     def architecture(self) -> str:
-        return str(self.metadata.get("general.architecture", "unknown"))
+        arch = self.metadata.get(Keys.General.ARCHITECTURE, "unknown")
+        return arch.decode("utf-8", "replace") if isinstance(arch, bytes) else str(arch)
 
-    def arch_key(self, suffix: str, default: Any = None) -> Any:
-        """Read ``<architecture>.<suffix>`` (e.g. ``llama.context_length``)."""
-        return self.metadata.get(f"{self.architecture}.{suffix}", default)
+    def arch_key(self, key: str, default: Any = None) -> Any:
+        """Read an ``{arch}`` key of :class:`Keys` for this file's architecture
+        (``Keys.LLM.CONTEXT_LENGTH`` reads ``llama.context_length`` in a llama file)."""
+        return self.metadata.get(key.format(arch=self.architecture), default)
 
 
-def read_header(path: str | Path, *, skip_arrays: Iterable[str] = ()) -> GGUFHeader:
+def read_tensor_data(path: str | Path, start: int, n_bytes: int) -> bytearray:
+    """``n_bytes`` of tensor data at ``start`` (the header's ``data_offset`` plus the tensor's
+    ``offset``), read with a plain file read.
+
+    Reading through a memory map would leave every touched page of the whole file in the
+    process's resident set; a read keeps memory at one tensor. The header parse checked
+    that each tensor lies inside the file; a shorter read means the file changed since.
+    """
+    data = bytearray(n_bytes)
+    with Path(path).open("rb") as handle:
+        handle.seek(start)
+        got = handle.readinto(data)
+    if got != n_bytes:
+        raise InvalidModelError(
+            f"{path} is cut short: {n_bytes} bytes of tensor data at offset {start} are not "
+            "all there (the file changed or was truncated after it was opened). Convert or "
+            "download it again."
+        )
+    return data
+
+
+def read_header(
+    path: str | Path, *, skip_arrays: Iterable[str] = (), raw_strings: bool = False
+) -> GGUFHeader:
     """Parse and check a GGUF's header.
 
     ``skip_arrays`` names array keys whose contents are not needed (e.g. the merges of
     a BPE vocabulary); they are bounds-checked and stored as their length only.
+    ``raw_strings`` keeps string values as the bytes stored (for copying metadata
+    unchanged); otherwise they are text, with invalid UTF-8 replaced.
     """
     path = Path(path)
     if not path.is_file():
@@ -95,16 +125,19 @@ def read_header(path: str | Path, *, skip_arrays: Iterable[str] = ()) -> GGUFHea
     if size < 24:
         raise InvalidModelError(f"{path} is not a GGUF model: the file is only {size} bytes long.")
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        return _Parser(path, buf, size, frozenset(skip_arrays)).parse()
+        return _Parser(path, buf, size, frozenset(skip_arrays), raw_strings).parse()
 
 
 class _Parser:
-    def __init__(self, path: Path, buf: mmap.mmap, size: int, skip: frozenset[str]) -> None:
+    def __init__(
+        self, path: Path, buf: mmap.mmap, size: int, skip: frozenset[str], raw: bool
+    ) -> None:
         self.path = path
         self.buf = buf
         self.size = size
         self.pos = 0
         self.skip = skip
+        self.raw = raw
 
     def fail(self, problem: str) -> InvalidModelError:
         return InvalidModelError(
@@ -123,23 +156,20 @@ class _Parser:
         self.pos += n
         return value
 
-    def string(self, what: str) -> str:
+    def string(self, what: str, *, raw: bool = False) -> Any:
         n = self.scalar("<Q", what)
         if n > MAX_STRING_BYTES:
             raise self.fail(f"{what} claims a length of {n} bytes")
         self.need(n, what)
-        raw = self.buf[self.pos : self.pos + n]
+        data = self.buf[self.pos : self.pos + n]
         self.pos += n
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw.decode("utf-8", errors="replace")
+        return data if raw else data.decode("utf-8", errors="replace")
 
     def value(self, vtype: int, key: str, depth: int = 0) -> Any:
         if vtype in _SCALARS:
             return self.scalar(_SCALARS[vtype], f"value of {key!r}")
         if vtype == _STRING:
-            return self.string(f"string value of {key!r}")
+            return self.string(f"string value of {key!r}", raw=self.raw)
         if vtype == _ARRAY:
             if depth >= MAX_ARRAY_DEPTH:
                 raise self.fail(f"array {key!r} nests too deeply")
@@ -184,17 +214,26 @@ class _Parser:
         if n_kv > MAX_KV:
             raise self.fail(f"it claims {n_kv} metadata entries")
         metadata: dict[str, Any] = {}
+        types: dict[str, tuple[int, int | None]] = {}
         for _ in range(n_kv):
             key = self.string("metadata key")
             vtype = self.scalar("<I", f"type of {key!r}")
+            item_type = self.peek_item_type() if vtype == _ARRAY else None
             metadata[key] = self.value(vtype, key)
+            types[key] = (vtype, item_type)
         infos = [self.tensor_info() for _ in range(n_tensors)]
-        alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+        alignment = metadata.get(Keys.General.ALIGNMENT, GGUF_DEFAULT_ALIGNMENT)
         if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-            raise self.fail(f"general.alignment {alignment!r} is not a power of two")
+            raise self.fail(f"{Keys.General.ALIGNMENT} {alignment!r} is not a power of two")
         data_offset = -(-self.pos // alignment) * alignment
         tensors = [self.place(info, data_offset, alignment) for info in infos]
-        return GGUFHeader(self.path, version, metadata, tensors, data_offset, self.size)
+        return GGUFHeader(self.path, version, metadata, tensors, data_offset, self.size, types)
+
+    def peek_item_type(self) -> int | None:
+        """The element type of the array that starts here (checked when the array is read)."""
+        if self.pos + 4 > self.size:
+            return None
+        return struct.unpack_from("<I", self.buf, self.pos)[0]
 
     def tensor_info(self) -> tuple[str, tuple[int, ...], int, int]:
         name = self.string("tensor name")

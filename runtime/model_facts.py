@@ -13,6 +13,7 @@ from typing import Any
 from runtime.errors import InvalidModelError
 from runtime.fim import FimMode, FimTokens, detect_fim
 from runtime.gguf_file import GGUFHeader, read_header
+from runtime.gguf_keys import Keys
 
 # llama.cpp's file types (general.file_type), as users know them.
 FILE_TYPES = {
@@ -100,7 +101,7 @@ class ModelFacts:
 
 def read_facts(path: str | Path) -> ModelFacts:
     """Read a GGUF's facts from its header (raises the reader's typed errors)."""
-    header = read_header(path, skip_arrays=("tokenizer.ggml.merges", "tokenizer.ggml.scores"))
+    header = read_header(path, skip_arrays=(Keys.Tokenizer.MERGES, Keys.Tokenizer.SCORES))
     return facts_from_header(header)
 
 
@@ -113,29 +114,30 @@ def check_metadata(header: GGUFHeader) -> None:
             f"{header.path} is not a valid GGUF model: {problem}. Download or convert it again."
         )
 
-    if not isinstance(md.get("general.architecture", ""), str):
-        raise bad("general.architecture is not a string")
+    if not isinstance(md.get(Keys.General.ARCHITECTURE, ""), str):
+        raise bad(f"{Keys.General.ARCHITECTURE} is not a string")
     limits = {
-        "block_count": MAX_LAYERS,
-        "embedding_length": MAX_EMBD,
-        "context_length": MAX_CONTEXT,
-        "attention.head_count": MAX_EMBD,
-        "attention.head_count_kv": MAX_EMBD,
+        Keys.LLM.BLOCK_COUNT: MAX_LAYERS,
+        Keys.LLM.EMBEDDING_LENGTH: MAX_EMBD,
+        Keys.LLM.CONTEXT_LENGTH: MAX_CONTEXT,
+        Keys.Attention.HEAD_COUNT: MAX_EMBD,
+        Keys.Attention.HEAD_COUNT_KV: MAX_EMBD,
     }
-    for suffix, limit in limits.items():
-        value = header.arch_key(suffix)
+    for key, limit in limits.items():
+        value = header.arch_key(key)
         if value is None:
             continue
+        name = key.format(arch=header.architecture)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise bad(f"{header.architecture}.{suffix} is {type(value).__name__}, not an integer")
+            raise bad(f"{name} is {type(value).__name__}, not an integer")
         if not 0 < value <= limit:
-            raise bad(f"{header.architecture}.{suffix} is {value} (expected 1 to {limit})")
-    tokens = md.get("tokenizer.ggml.tokens")
+            raise bad(f"{name} is {value} (expected 1 to {limit})")
+    tokens = md.get(Keys.Tokenizer.LIST)
     if tokens is None:
         return
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-        raise bad("tokenizer.ggml.tokens is not an array of strings")
-    for key, kind in (("tokenizer.ggml.scores", float), ("tokenizer.ggml.token_type", int)):
+        raise bad(f"{Keys.Tokenizer.LIST} is not an array of strings")
+    for key, kind in ((Keys.Tokenizer.SCORES, float), (Keys.Tokenizer.TOKEN_TYPE, int)):
         values = md.get(key)
         if values is None:
             continue
@@ -151,48 +153,50 @@ def check_metadata(header: GGUFHeader) -> None:
 def facts_from_header(header: GGUFHeader) -> ModelFacts:
     check_metadata(header)
     md = header.metadata
-    tokens = md.get("tokenizer.ggml.tokens")
+    tokens = md.get(Keys.Tokenizer.LIST)
     tokens = tokens if isinstance(tokens, list) else []
     by_text = {text: i for i, text in enumerate(tokens) if isinstance(text, str)}
-    tokenizer_model = str(md.get("tokenizer.ggml.model", "unknown"))
+    tokenizer_model = str(md.get(Keys.Tokenizer.MODEL, "unknown"))
 
     def opt_id(key: str) -> int | None:
         value = md.get(key)
         return value if isinstance(value, int) and 0 <= value < max(len(tokens), 1) else None
 
-    bos, eos = opt_id("tokenizer.ggml.bos_token_id"), opt_id("tokenizer.ggml.eos_token_id")
-    add_bos = bool(md.get("tokenizer.ggml.add_bos_token", tokenizer_model == "llama"))
+    bos, eos = opt_id(Keys.Tokenizer.BOS_ID), opt_id(Keys.Tokenizer.EOS_ID)
+    add_bos = bool(md.get(Keys.Tokenizer.ADD_BOS, tokenizer_model == "llama"))
     fim = detect_fim(
         by_text.get,
         lambda i: tokens[i] if 0 <= i < len(tokens) else None,
-        pre=opt_id("tokenizer.ggml.fim_pre_token_id"),
-        suf=opt_id("tokenizer.ggml.fim_suf_token_id"),
-        mid=opt_id("tokenizer.ggml.fim_mid_token_id"),
-        eot=opt_id("tokenizer.ggml.eot_token_id"),
+        pre=opt_id(Keys.Tokenizer.FIM_PRE_ID),
+        suf=opt_id(Keys.Tokenizer.FIM_SUF_ID),
+        mid=opt_id(Keys.Tokenizer.FIM_MID_ID),
+        eot=opt_id(Keys.Tokenizer.EOT_ID),
         eos=eos,
         bos=bos if add_bos else None,
     )
-    rope = header.arch_key("rope.freq_base")
+    rope = header.arch_key(Keys.Rope.FREQ_BASE)
     n_params = 0
     for tensor in header.tensors:
         count = 1
         for d in tensor.shape:
             count *= d
         n_params += count
-    template = md.get("tokenizer.chat_template")
+    template = md.get(Keys.Tokenizer.CHAT_TEMPLATE)
     return ModelFacts(
         path=header.path,
-        name=str(md.get("general.name", header.path.stem)),
+        name=str(md.get(Keys.General.NAME, header.path.stem)),
         architecture=header.architecture,
-        file_type=FILE_TYPES.get(md.get("general.file_type", -1), "unknown"),
+        file_type=FILE_TYPES.get(md.get(Keys.General.FILE_TYPE, -1), "unknown"),
         size_bytes=header.file_size,
         n_params=n_params,
-        n_ctx_train=int(header.arch_key("context_length", 0) or 0),
-        n_embd=int(header.arch_key("embedding_length", 0) or 0),
-        n_layer=int(header.arch_key("block_count", 0) or 0),
-        n_head=int(header.arch_key("attention.head_count", 0) or 0),
+        n_ctx_train=int(header.arch_key(Keys.LLM.CONTEXT_LENGTH, 0) or 0),
+        n_embd=int(header.arch_key(Keys.LLM.EMBEDDING_LENGTH, 0) or 0),
+        n_layer=int(header.arch_key(Keys.LLM.BLOCK_COUNT, 0) or 0),
+        n_head=int(header.arch_key(Keys.Attention.HEAD_COUNT, 0) or 0),
         n_head_kv=int(
-            header.arch_key("attention.head_count_kv", header.arch_key("attention.head_count", 0))
+            header.arch_key(
+                Keys.Attention.HEAD_COUNT_KV, header.arch_key(Keys.Attention.HEAD_COUNT, 0)
+            )
             or 0
         ),
         rope_freq_base=float(rope) if rope is not None else LLAMA_DEFAULT_ROPE_BASE,
@@ -201,11 +205,9 @@ def facts_from_header(header: GGUFHeader) -> ModelFacts:
         vocab_size=len(tokens),
         bos=bos,
         eos=eos,
-        eot=_first_not_none(opt_id("tokenizer.ggml.eot_token_id"), fim.eot if fim else None),
+        eot=_first_not_none(opt_id(Keys.Tokenizer.EOT_ID), fim.eot if fim else None),
         add_bos=add_bos,
-        add_space_prefix=bool(
-            md.get("tokenizer.ggml.add_space_prefix", tokenizer_model == "llama")
-        ),
+        add_space_prefix=bool(md.get(Keys.Tokenizer.ADD_PREFIX, tokenizer_model == "llama")),
         fim=fim,
         chat_template=template if isinstance(template, str) else None,
     )

@@ -1,9 +1,10 @@
-"""Checkpoint directories (format version 1, shared with ``convert``).
+"""Checkpoints as training writes and resumes them.
 
-``config.json`` + ``model.safetensors`` + ``tokenizer.model`` are what a model is;
-``optimizer.safetensors`` and ``trainer_state.json`` are what resuming needs. Nothing is
-pickled. Files are written to a scratch directory beside the checkpoint and moved in,
-``trainer_state.json`` last, so a checkpoint with a trainer state is always complete.
+The directory format (``config.json``, ``model.safetensors``, the tokenizer file) is
+:mod:`convert.checkpoint_format`, shared with convert. Training adds what resuming needs:
+``optimizer.safetensors`` and ``trainer_state.json``. Nothing is pickled. Files are written
+to a scratch directory beside the checkpoint and moved in, ``trainer_state.json`` last, so
+a checkpoint with a trainer state is always complete.
 """
 
 from __future__ import annotations
@@ -18,41 +19,23 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from convert.checkpoint_format import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    CheckpointConfig,
+    ModelConfig,
+    TokenizerRef,
+    read_config,
+    write_config,
+)
 from runtime.errors import LlamacodeError
-from training.model import ModelConfig
 
-FORMAT = "llamacode-checkpoint"
-FORMAT_VERSION = 1
-MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
-CONFIG_FILE = "config.json"
-TOKENIZER_FILE = "tokenizer.model"
-GGUF_TOKENIZER_FILE = "tokenizer.gguf"
 
 
 class CheckpointError(LlamacodeError):
-    """A checkpoint directory that is missing files or is not in our format."""
-
-
-def read_config(ckpt_dir: str | Path) -> dict[str, Any]:
-    path = Path(ckpt_dir) / CONFIG_FILE
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{ckpt_dir} is not a checkpoint: {CONFIG_FILE} is missing") from exc
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
-    if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} is not a {FORMAT} version {FORMAT_VERSION} config")
-    return config
-
-
-def read_model_config(ckpt_dir: str | Path) -> ModelConfig:
-    try:
-        return ModelConfig.from_dict(read_config(ckpt_dir)["model"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{ckpt_dir}: bad model config: {exc}") from exc
+    """A checkpoint directory that is missing the files training needs."""
 
 
 def load_model_weights(ckpt_dir: str | Path) -> dict[str, torch.Tensor]:
@@ -64,12 +47,7 @@ def load_model_weights(ckpt_dir: str | Path) -> dict[str, torch.Tensor]:
 
 def tokenizer_path(ckpt_dir: str | Path) -> Path:
     """The checkpoint's tokenizer file: a sentencepiece model or a tokenizer-only GGUF."""
-    config = read_config(ckpt_dir)
-    tok = config.get("tokenizer") or {}
-    if tok.get("type") not in ("sentencepiece", "gguf"):
-        raise CheckpointError(f"{ckpt_dir}: unknown tokenizer type {tok.get('type')!r}")
-    default = TOKENIZER_FILE if tok["type"] == "sentencepiece" else GGUF_TOKENIZER_FILE
-    return Path(ckpt_dir) / tok.get("file", default)
+    return Path(ckpt_dir) / read_config(ckpt_dir).tokenizer.file
 
 
 def optimizer_to_tensors(optim_state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list]:
@@ -96,7 +74,7 @@ def save_checkpoint(
     model_config: ModelConfig,
     model_state: dict[str, torch.Tensor],
     tokenizer_file: Path,
-    fim: dict[str, int] | None,
+    fim: dict[str, int | None] | None,
     chat_template: str | None,
     training: dict[str, Any],
     optimizer_tensors: dict[str, torch.Tensor] | None = None,
@@ -113,21 +91,13 @@ def save_checkpoint(
     try:
         weights = {k: v.detach().contiguous().cpu() for k, v in model_state.items()}
         save_file(weights, tmp / MODEL_FILE, metadata={"format": "pt"})
-        is_gguf = tokenizer_file.suffix == ".gguf"
-        tok_name = GGUF_TOKENIZER_FILE if is_gguf else TOKENIZER_FILE
-        if tokenizer_file.resolve() != (ckpt_dir / tok_name).resolve():
-            shutil.copyfile(tokenizer_file, tmp / tok_name)
-        tok_type = "gguf" if is_gguf else "sentencepiece"
-        config = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "model": model_config.to_dict(),
-            "tokenizer": {"type": tok_type, "file": tok_name, "fim": fim},
-            "chat_template": chat_template,
-            "training": training,
-        }
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        names = [MODEL_FILE, tok_name, CONFIG_FILE]
+        tokenizer = TokenizerRef(
+            "gguf" if tokenizer_file.suffix == ".gguf" else "sentencepiece", fim
+        )
+        if tokenizer_file.resolve() != (ckpt_dir / tokenizer.file).resolve():
+            shutil.copyfile(tokenizer_file, tmp / tokenizer.file)
+        write_config(tmp, CheckpointConfig(model_config, tokenizer, chat_template, training))
+        names = [MODEL_FILE, tokenizer.file, CONFIG_FILE]
         if optimizer_tensors is not None and trainer_state is not None:
             save_file(optimizer_tensors, tmp / OPTIMIZER_FILE)
             (tmp / STATE_FILE).write_text(json.dumps(trainer_state) + "\n")

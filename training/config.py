@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from convert.checkpoint_format import ModelConfig
 from runtime.errors import ConfigError
-from training.model import ModelConfig
 from training.prepare import DataConfig
 
 STAGES = ("pretrain", "lcft", "instruct")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from training.chat import ChatFormatError, dialog_turns, encode_dialog
+from training.chat import ChatFormatError, check_dialog, encode_dialog
 from training.dedupe import dedupe
 from training.fim import transform_document
 from training.shards import DataError, ShardWriter, token_dtype, write_index
@@ -163,7 +163,7 @@ def read_chat_jsonl(paths: Iterable[str | Path]) -> list[str]:
                     f"{path}:{number}: expected a JSON object with a 'messages' list"
                 ) from exc
             try:
-                dialog_turns(messages)
+                check_dialog(messages)
             except ChatFormatError as exc:
                 raise DataError(f"{path}:{number}: {exc}") from exc
             lines.append(line)

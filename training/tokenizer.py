@@ -23,8 +23,10 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from runtime.errors import LlamacodeError
+from runtime.errors import InvalidModelError, LlamacodeError, ModelNotFoundError
 from runtime.fim import FimFamily, FimTokens
+from runtime.gguf_file import read_header
+from runtime.gguf_keys import Keys
 
 FIM_PIECES = ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")
 
@@ -283,37 +285,49 @@ def sentencepiece_from_gguf(path: str | Path) -> bytes:
     types carry over as they are. GPT-2-style BPE vocabularies (``tokenizer.ggml.model``
     "gpt2") have no sentencepiece equivalent and are refused.
     """
-    from gguf import GGUFReader
-
     try:
-        fields = GGUFReader(path).fields
-    except (OSError, ValueError) as exc:
-        raise TokenizerError(f"cannot read {path} as GGUF: {exc}") from exc
+        header = read_header(path, skip_arrays=(Keys.Tokenizer.MERGES,))
+    except (InvalidModelError, ModelNotFoundError) as exc:
+        raise TokenizerError(f"cannot read the tokenizer in {path}: {exc}") from exc
+    value = header.metadata.get
 
-    def value(key: str, default: object = None) -> object:
-        return fields[key].contents() if key in fields else default
-
-    model = value("tokenizer.ggml.model")
+    model = value(Keys.Tokenizer.MODEL)
     if model != "llama":
         raise TokenizerError(
             f"{path}: tokenizer type {model!r} cannot be trained with here; only llama "
             "(sentencepiece) vocabularies such as Llama 2 / Code Llama's can"
         )
-    tokens = list(value("tokenizer.ggml.tokens"))  # type: ignore[arg-type]
-    scores = list(value("tokenizer.ggml.scores", [0.0] * len(tokens)))  # type: ignore[arg-type]
-    types = list(value("tokenizer.ggml.token_type", [1] * len(tokens)))  # type: ignore[arg-type]
+    tokens = value(Keys.Tokenizer.LIST)
+    scores = value(Keys.Tokenizer.SCORES, [0.0] * len(tokens or ()))
+    types = value(Keys.Tokenizer.TOKEN_TYPE, [1] * len(tokens or ()))
+    if not (
+        isinstance(tokens, list)
+        and isinstance(scores, list)
+        and isinstance(types, list)
+        and len(tokens) == len(scores) == len(types) > 0
+        and all(isinstance(t, str) for t in tokens)
+    ):
+        raise TokenizerError(
+            f"{path}: {Keys.Tokenizer.LIST}, {Keys.Tokenizer.SCORES} and "
+            f"{Keys.Tokenizer.TOKEN_TYPE} are not arrays of the same, non-zero length"
+        )
     out = bytearray()
     for piece, score, kind in zip(tokens, scores, types, strict=True):
         body = _bytes_field(1, piece.encode("utf-8"))
         body += _key(2, 5) + struct.pack("<f", float(score)) + _int_field(3, int(kind))
         out += _bytes_field(1, body)
     trainer = _int_field(3, 2) + _int_field(4, len(tokens)) + _int_field(35, 1)
-    for field, key in ((45, "unknown"), (46, "bos"), (47, "eos")):
-        token_id = value(f"tokenizer.ggml.{key}_token_id")
-        if token_id is not None:
-            trainer += _bytes_field(field, tokens[int(token_id)].encode("utf-8"))  # type: ignore[call-overload]
+    # TrainerSpec's unk_piece, bos_piece and eos_piece.
+    for field, key in (
+        (45, Keys.Tokenizer.UNK_ID),
+        (46, Keys.Tokenizer.BOS_ID),
+        (47, Keys.Tokenizer.EOS_ID),
+    ):
+        token_id = value(key)
+        if isinstance(token_id, int) and 0 <= token_id < len(tokens):
+            trainer += _bytes_field(field, tokens[token_id].encode("utf-8"))
     out += _bytes_field(2, trainer)
-    add_prefix = bool(value("tokenizer.ggml.add_space_prefix", True))
+    add_prefix = bool(value(Keys.Tokenizer.ADD_PREFIX, True))
     normalizer = (
         _bytes_field(1, b"identity")
         + _int_field(3, int(add_prefix))

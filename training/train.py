@@ -26,14 +26,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from convert.checkpoint_format import CONFIG_FILE, FIM_ROLES, ModelConfig, read_config
 from runtime.errors import ConfigError
 from training import checkpoint as ckpt
 from training.batches import IGNORE_INDEX, PackedWindows, WindowOrder
-from training.chat import LLAMA2_CHAT_TEMPLATE
+from training.chat import CHAT_TEMPLATE
 from training.config import Config
 from training.distributed import DistInfo, all_reduce_sum, barrier, setup, teardown, wrap
 from training.metrics import format_mfu, mfu, peak_flops
-from training.model import ModelConfig, Transformer
+from training.model import Transformer
 from training.optim import build_optimizer, learning_rate
 from training.prepare import prepare_chat, prepare_code
 from training.shards import DataError, TokenStore, read_index
@@ -122,8 +123,8 @@ class _Trainer:
         else:
             source = self.t.init_from or None
         if source is not None:
-            mc = ckpt.read_model_config(source)
-            template = ckpt.read_config(source).get("chat_template")
+            saved = read_config(source)
+            mc, template = saved.model, saved.chat_template
         else:
             mc = ModelConfig(**self.config.model.to_dict())
             mc.vocab_size = tok.vocab_size
@@ -133,7 +134,7 @@ class _Trainer:
                 mc.rope_theta = self.t.rope_theta
             mc.max_seq_len = max(mc.max_seq_len, self.t.seq_len)
             if self.t.stage == "instruct":
-                template = LLAMA2_CHAT_TEMPLATE
+                template = CHAT_TEMPLATE
         if mc.vocab_size < tok.vocab_size:
             raise ConfigError(f"model vocabulary {mc.vocab_size} < tokenizer's {tok.vocab_size}")
         if self.t.seq_len > mc.max_seq_len:
@@ -146,7 +147,7 @@ class _Trainer:
         has_state = (self.out_dir / ckpt.STATE_FILE).exists()
         if self.t.resume and not has_state:
             raise ConfigError(f"nothing to resume in {self.out_dir}: no {ckpt.STATE_FILE}")
-        if not self.t.resume and (self.out_dir / ckpt.CONFIG_FILE).exists():
+        if not self.t.resume and (self.out_dir / CONFIG_FILE).exists():
             raise ConfigError(
                 f"{self.out_dir} already holds a checkpoint: pass --resume to continue it "
                 "or choose another train.out_dir"
@@ -378,7 +379,7 @@ class _Trainer:
             }
             fim = None
             if self.tok.fim_ids is not None:
-                fim = dict(zip(("pre", "suf", "mid", "eot"), self.tok.fim_ids, strict=True))
+                fim = dict(zip(FIM_ROLES, self.tok.fim_ids, strict=True))
             assert self.tok.path is not None
             ckpt.save_checkpoint(
                 self.out_dir,

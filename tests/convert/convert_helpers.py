@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import io
-import json
 import random
 from pathlib import Path
 
 import numpy as np
+
+from convert.checkpoint_format import (
+    MODEL_FILE,
+    CheckpointConfig,
+    ModelConfig,
+    TokenizerRef,
+    write_config,
+)
 
 FIM_PIECES = ["▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>"]
 WORDS = [
@@ -44,7 +51,7 @@ def make_model(seed: int = 0, **overrides):
     """A random Llama with weights large enough for peaked, distinct logits."""
     import torch
 
-    from training.model import ModelConfig, Transformer
+    from training.model import Transformer
 
     fields = dict(
         dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=400, hidden_dim=192,
@@ -64,23 +71,15 @@ def write_checkpoint(
     fim: dict[str, int] | None,
     chat_template: str | None = None,
 ) -> Path:
-    """Save a Transformer as a checkpoint directory (format version 1)."""
+    """Save a Transformer as a checkpoint directory."""
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {k: v.contiguous() for k, v in model.state_dict().items()}, directory / "model.safetensors"
-    )
-    (directory / "tokenizer.model").write_bytes(tokenizer.read_bytes())
-    config = {
-        "format": "llamacode-checkpoint",
-        "format_version": 1,
-        "model": model.config.to_dict(),
-        "tokenizer": {"type": "sentencepiece", "file": "tokenizer.model", "fim": fim},
-        "chat_template": chat_template,
-        "training": {"stage": "test"},
-    }
-    (directory / "config.json").write_text(json.dumps(config, indent=1))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, directory / MODEL_FILE)
+    tokenizer_ref = TokenizerRef("sentencepiece", fim)
+    (directory / tokenizer_ref.file).write_bytes(tokenizer.read_bytes())
+    config = CheckpointConfig(model.config, tokenizer_ref, chat_template, {"stage": "test"})
+    write_config(directory, config)
     return directory
 
 

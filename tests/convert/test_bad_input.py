@@ -25,6 +25,7 @@ from convert.errors import (
 from convert.export_gguf import export_gguf
 from convert.import_gguf import import_gguf
 from runtime.errors import LlamacodeError
+from runtime.gguf_keys import Keys
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ def test_directory_that_is_no_model(broken):
 
 def test_gguf_of_unknown_architecture(exported, tmp_path):
     raw = bytearray(exported("f32").read_bytes())
-    at = raw.index(b"llama", raw.index(b"general.architecture"))
+    at = raw.index(b"llama", raw.index(Keys.General.ARCHITECTURE.encode()))
     raw[at : at + 5] = b"gpt_x"  # same length, so the file stays well formed
     src = tmp_path / "other.gguf"
     src.write_bytes(bytes(raw))

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gguf import GGUFReader
+from gguf import GGUFReader, Keys
+
+from convert.checkpoint_format import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILES
 
 
 def llamacode(*args: object) -> subprocess.CompletedProcess[str]:
@@ -22,7 +24,7 @@ def test_convert_quantize_fix_fim_and_back(checkpoint: Path, tmp_path: Path):
     done = llamacode("convert", checkpoint, gguf, "--type", "q8_0", "--no-progress")
     assert done.returncode == 0, done.stderr
     assert "MB/s" in done.stdout and "Q8_0" in done.stdout
-    assert GGUFReader(gguf).fields["general.file_type"].contents() == 7
+    assert GGUFReader(gguf).fields[Keys.General.FILE_TYPE].contents() == 7
 
     small = tmp_path / "m.q4_k_m.gguf"
     done = llamacode("quantize", gguf, small, "Q4_K_M")
@@ -47,7 +49,7 @@ def test_convert_quantize_fix_fim_and_back(checkpoint: Path, tmp_path: Path):
     done = llamacode("convert", gguf, back, "--no-progress")
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in back.iterdir()) == [
-        "config.json", "model.safetensors", "tokenizer.gguf"
+        CONFIG_FILE, MODEL_FILE, TOKENIZER_FILES["gguf"]
     ]  # fmt: skip
 
 

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-from gguf import GGUFReader, TokenType
+from gguf import (
+    MODEL_ARCH,
+    MODEL_ARCH_NAMES,
+    MODEL_TENSOR,
+    TENSOR_NAMES,
+    GGUFReader,
+    Keys,
+    TokenType,
+)
 
 from convert.export_gguf import export_gguf
 from tests.convert.convert_helpers import (
@@ -13,6 +21,18 @@ from tests.convert.convert_helpers import (
     torch_logits,
     write_checkpoint,
 )
+
+LLAMA = MODEL_ARCH_NAMES[MODEL_ARCH.LLAMA]
+FIM_KEYS = [
+    Keys.Tokenizer.FIM_PRE_ID,
+    Keys.Tokenizer.FIM_SUF_ID,
+    Keys.Tokenizer.FIM_MID_ID,
+    Keys.Tokenizer.EOT_ID,
+]
+
+
+def _weight(tensor: MODEL_TENSOR, block: int | None = None) -> str:
+    return TENSOR_NAMES[tensor].format(bid=block) + ".weight"
 
 
 def _max_diff(gguf_path, model, tokens) -> float:
@@ -43,9 +63,9 @@ def test_q8_0_logits_within_measured_bound(exported, tiny_model, tokens):
 
 def test_q4_0_keeps_output_in_q8_0(exported):
     types = {t.name: t.tensor_type.name for t in GGUFReader(exported("q4_0")).tensors}
-    assert types["output.weight"] == "Q8_0"
-    assert types["blk.0.attn_q.weight"] == "Q4_0"
-    assert types["blk.0.attn_norm.weight"] == "F32"
+    assert types[_weight(MODEL_TENSOR.OUTPUT)] == "Q8_0"
+    assert types[_weight(MODEL_TENSOR.ATTN_Q, 0)] == "Q4_0"
+    assert types[_weight(MODEL_TENSOR.ATTN_NORM, 0)] == "F32"
 
 
 def test_f32_greedy_generation_identical(exported, tiny_model, tokens):
@@ -72,23 +92,21 @@ def test_metadata_llama_cpp_needs(exported, checkpoint, tiny_model):
     reader = GGUFReader(exported("f16"))
     f = {k: v.contents() for k, v in reader.fields.items()}
     c = tiny_model.config
-    assert f["general.architecture"] == "llama"
-    assert f["general.name"] == checkpoint.name
-    assert f["general.file_type"] == 1
-    assert f["llama.rope.freq_base"] == c.rope_theta == 500000.0
-    assert f["llama.context_length"] == c.max_seq_len
-    assert f["llama.rope.dimension_count"] == c.dim // c.n_heads
-    assert f["llama.attention.head_count_kv"] == c.n_kv_heads
-    assert f["llama.feed_forward_length"] == c.hidden_dim
-    assert f["tokenizer.ggml.model"] == "llama"
-    assert (f["tokenizer.ggml.bos_token_id"], f["tokenizer.ggml.eos_token_id"]) == (1, 2)
-    assert f["tokenizer.ggml.unknown_token_id"] == 0
-    assert [
-        f[f"tokenizer.ggml.{k}_token_id"] for k in ("fim_pre", "fim_suf", "fim_mid", "eot")
-    ] == [3, 4, 5, 6]
-    assert f["tokenizer.chat_template"].startswith("{% for m in messages %}")
-    types = f["tokenizer.ggml.token_type"]
-    tokens = f["tokenizer.ggml.tokens"]
+    assert f[Keys.General.ARCHITECTURE] == LLAMA
+    assert f[Keys.General.NAME] == checkpoint.name
+    assert f[Keys.General.FILE_TYPE] == 1
+    assert f[Keys.Rope.FREQ_BASE.format(arch=LLAMA)] == c.rope_theta == 500000.0
+    assert f[Keys.LLM.CONTEXT_LENGTH.format(arch=LLAMA)] == c.max_seq_len
+    assert f[Keys.Rope.DIMENSION_COUNT.format(arch=LLAMA)] == c.dim // c.n_heads
+    assert f[Keys.Attention.HEAD_COUNT_KV.format(arch=LLAMA)] == c.n_kv_heads
+    assert f[Keys.LLM.FEED_FORWARD_LENGTH.format(arch=LLAMA)] == c.hidden_dim
+    assert f[Keys.Tokenizer.MODEL] == "llama"
+    assert (f[Keys.Tokenizer.BOS_ID], f[Keys.Tokenizer.EOS_ID]) == (1, 2)
+    assert f[Keys.Tokenizer.UNK_ID] == 0
+    assert [f[k] for k in FIM_KEYS] == [3, 4, 5, 6]
+    assert f[Keys.Tokenizer.CHAT_TEMPLATE].startswith("{% for m in messages %}")
+    types = f[Keys.Tokenizer.TOKEN_TYPE]
+    tokens = f[Keys.Tokenizer.LIST]
     assert types[0] == TokenType.UNKNOWN
     assert types[tokens.index("▁<EOT>")] == TokenType.CONTROL
     assert types[tokens.index("<tab>")] == TokenType.USER_DEFINED
@@ -117,6 +135,6 @@ def test_tied_embeddings_export_matches(tmp_path, sp_model, tokens):
     out = tmp_path / "tied.gguf"
     export_gguf(ckpt, out, "f32", progress=False)
     names = {t.name for t in GGUFReader(out).tensors}
-    assert "output.weight" not in names
-    assert not any(k.startswith("tokenizer.ggml.fim") for k in GGUFReader(out).fields)
+    assert _weight(MODEL_TENSOR.OUTPUT) not in names
+    assert not set(FIM_KEYS) & set(GGUFReader(out).fields)
     assert _max_diff(out, model, tokens) < 1e-3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import llama_cpp
 import numpy as np
 import pytest
@@ -9,12 +11,18 @@ from gguf import GGUFReader
 
 from convert.errors import FimTokensNotFoundError
 from convert.fix_fim import fix_fim
-from convert.gguf_kv import numpy_shape, open_gguf, read_kv
+from convert.gguf_kv import numpy_shape, open_gguf, read_kv, read_tensor_bytes
 from convert.gguf_write import PlannedTensor, write_gguf
 from runtime.fim import FimFamily, FimMode, detect_fim, fim_layout
+from runtime.gguf_keys import Keys
 from tests.convert.convert_helpers import gguf_tensors, open_llama
 
-FIM_KEYS = [f"tokenizer.ggml.{k}_token_id" for k in ("fim_pre", "fim_suf", "fim_mid", "eot")]
+FIM_KEYS = [
+    Keys.Tokenizer.FIM_PRE_ID,
+    Keys.Tokenizer.FIM_SUF_ID,
+    Keys.Tokenizer.FIM_MID_ID,
+    Keys.Tokenizer.EOT_ID,
+]
 
 
 def _vocab_ids(llm) -> dict[str, int]:
@@ -34,13 +42,14 @@ def test_exported_fim_model_infills_with_ids_from_metadata(exported):
         assert _vocab_ids(llm) == {"pre": 3, "suf": 4, "mid": 5, "eot": 6, "eot_is_eog": True}
         meta = llm.metadata
         texts = {i: llm.detokenize([i], special=True).decode() for i in range(8)}
+        pre, suf, mid, eot = (int(meta[key]) for key in FIM_KEYS)
         fim = detect_fim(
             lambda text: next((i for i, t in texts.items() if t == text), None),
             texts.get,
-            pre=int(meta["tokenizer.ggml.fim_pre_token_id"]),
-            suf=int(meta["tokenizer.ggml.fim_suf_token_id"]),
-            mid=int(meta["tokenizer.ggml.fim_mid_token_id"]),
-            eot=int(meta["tokenizer.ggml.eot_token_id"]),
+            pre=pre,
+            suf=suf,
+            mid=mid,
+            eot=eot,
             bos=llm.token_bos(),
         )
         assert fim is not None and fim.family is FimFamily.CODELLAMA
@@ -64,11 +73,11 @@ def _rewrite(src, dst, drop=(), rename=None) -> None:
     reader = open_gguf(src)
     kvs = {k: v for k, v in read_kv(reader).items() if k not in drop}
     if rename:
-        tokens = kvs["tokenizer.ggml.tokens"]
+        tokens = kvs[Keys.Tokenizer.LIST]
         values = [rename.get(t.decode(), t.decode()).encode() for t in tokens.value]
-        kvs["tokenizer.ggml.tokens"] = type(tokens)(values, tokens.type, tokens.sub_type)
+        kvs[Keys.Tokenizer.LIST] = type(tokens)(values, tokens.type, tokens.sub_type)
     tensors = [
-        PlannedTensor(t.name, numpy_shape(t), t.tensor_type, lambda t=t: np.asarray(t.data))
+        PlannedTensor(t.name, numpy_shape(t), t.tensor_type, partial(read_tensor_bytes, src, t))
         for t in reader.tensors
     ]
     write_gguf(dst, kvs, tensors, progress=False)

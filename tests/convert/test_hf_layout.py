@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gguf import GGUFReader
+from gguf import MODEL_ARCH, MODEL_ARCH_NAMES, GGUFReader, Keys
 
 from convert.export_gguf import export_gguf
 from tests.convert.convert_helpers import llama_logits, open_llama
@@ -120,11 +120,11 @@ def test_hf_sentencepiece_dir_logits_match(tmp_path, sp_model, tokens):
     print(f"HF layout f32: max |llama.cpp - torch| = {diff:.3g}")
     assert diff < 1e-3
     fields = {k: v.contents() for k, v in GGUFReader(out).fields.items()}
-    assert fields["tokenizer.chat_template"] == template
-    assert fields["llama.rope.freq_base"] == 1e6
+    assert fields[Keys.Tokenizer.CHAT_TEMPLATE] == template
+    assert fields[Keys.Rope.FREQ_BASE.format(arch=MODEL_ARCH_NAMES[MODEL_ARCH.LLAMA])] == 1e6
     # The Code Llama pieces are in this vocabulary, so the FIM ids are declared.
-    assert fields["tokenizer.ggml.fim_pre_token_id"] == 3
-    assert fields["tokenizer.ggml.eot_token_id"] == 6
+    assert fields[Keys.Tokenizer.FIM_PRE_ID] == 3
+    assert fields[Keys.Tokenizer.EOT_ID] == 6
 
 
 def test_hf_layout_without_permutation_would_differ(tmp_path, sp_model, tokens):
@@ -181,10 +181,10 @@ def test_hf_bpe_tokenizer_json_dir(tmp_path, merge_style):
     out = tmp_path / "bpe.gguf"
     export_gguf(hf, out, "f32", progress=False)
     fields = {k: v.contents() for k, v in GGUFReader(out).fields.items()}
-    assert fields["tokenizer.ggml.model"] == "gpt2"
-    assert fields["tokenizer.ggml.pre"] == "gpt-2"
-    assert fields["tokenizer.ggml.merges"][:2] == ["d e", "de f"]
-    assert fields["tokenizer.ggml.eos_token_id"] == eos_id
+    assert fields[Keys.Tokenizer.MODEL] == "gpt2"
+    assert fields[Keys.Tokenizer.PRE] == "gpt-2"
+    assert fields[Keys.Tokenizer.MERGES][:2] == ["d e", "de f"]
+    assert fields[Keys.Tokenizer.EOS_ID] == eos_id
     llm = open_llama(out)
     try:
         assert llm.tokenize(b"def def", add_bos=False) == [vocab["def"], vocab["Ġdef"]]

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from gguf import GGUFReader
 
+from convert.checkpoint_format import CONFIG_FILE, MODEL_FILE, ModelConfig, read_config
+from convert.errors import UnknownSourceError
 from convert.export_gguf import export_gguf
 from convert.import_gguf import import_gguf
-from convert.llama_layout import LlamaHParams
+from runtime.gguf_keys import TOKENIZER_PREFIX
 from tests.convert.convert_helpers import gguf_tensors, torch_logits
 
 
@@ -28,10 +30,12 @@ def test_gguf_checkpoint_gguf_is_bit_exact(exported, tmp_path, out_type):
     tok_before = {
         k: v.contents()
         for k, v in GGUFReader(original).fields.items()
-        if k.startswith("tokenizer.")
+        if k.startswith(TOKENIZER_PREFIX)
     }
     tok_after = {
-        k: v.contents() for k, v in GGUFReader(again).fields.items() if k.startswith("tokenizer.")
+        k: v.contents()
+        for k, v in GGUFReader(again).fields.items()
+        if k.startswith(TOKENIZER_PREFIX)
     }
     assert tok_before == tok_after
 
@@ -39,30 +43,32 @@ def test_gguf_checkpoint_gguf_is_bit_exact(exported, tmp_path, out_type):
 def test_imported_checkpoint_loads_in_training_model(exported, tmp_path, tiny_model, tokens):
     from safetensors.torch import load_file
 
-    from training.model import ModelConfig, Transformer
+    from training.model import Transformer
 
     ckpt = tmp_path / "imported"
     report = import_gguf(exported("f32"), ckpt, progress=False)
-    config = json.loads((ckpt / "config.json").read_text())
-    assert config["format"] == "llamacode-checkpoint" and config["format_version"] == 1
-    assert config["tokenizer"] == {
-        "type": "gguf", "file": "tokenizer.gguf", "fim": {"pre": 3, "suf": 4, "mid": 5, "eot": 6}
-    }  # fmt: skip
-    assert config["chat_template"].startswith("{% for m in messages %}")
-    assert report.hparams.rope_theta == 500000.0
-    model = Transformer(ModelConfig.from_dict(config["model"]))
-    model.load_state_dict(load_file(ckpt / "model.safetensors"), strict=True)
+    config = read_config(ckpt)
+    assert config.tokenizer.type == "gguf" and (ckpt / config.tokenizer.file).is_file()
+    assert config.tokenizer.fim == {"pre": 3, "suf": 4, "mid": 5, "eot": 6}
+    assert config.chat_template.startswith("{% for m in messages %}")
+    assert report.hparams == config.model and config.model.rope_theta == 500000.0
+    model = Transformer(config.model)
+    model.load_state_dict(load_file(ckpt / MODEL_FILE), strict=True)
     model.eval()
     assert np.array_equal(torch_logits(model, tokens), torch_logits(tiny_model, tokens))
 
 
-def test_convert_hparams_mirror_training_model_config():
-    from dataclasses import fields
-
-    from training.model import ModelConfig
-
-    assert [f.name for f in fields(ModelConfig)] == LlamaHParams.field_names()
-    assert ModelConfig().to_dict().keys() == LlamaHParams(1, 1, 1, 1, 1, 1).to_dict().keys()
+def test_checkpoint_with_incomplete_hyper_parameters_is_refused(checkpoint, tmp_path):
+    # The training defaults describe a tiny model; a checkpoint must state every value.
+    data = json.loads((checkpoint / CONFIG_FILE).read_text())
+    del data["model"]["rope_theta"]
+    broken = tmp_path / "ckpt"
+    broken.mkdir()
+    (broken / CONFIG_FILE).write_text(json.dumps(data))
+    with pytest.raises(UnknownSourceError, match=r"missing \['rope_theta'\]"):
+        read_config(broken)
+    partial = {k: v for k, v in data["model"].items() if k != "rope_theta"}
+    assert ModelConfig.from_dict(partial).rope_theta == ModelConfig().rope_theta
 
 
 def test_quantized_gguf_imports_dequantized(exported, checkpoint, tmp_path):
@@ -70,8 +76,8 @@ def test_quantized_gguf_imports_dequantized(exported, checkpoint, tmp_path):
 
     ckpt = tmp_path / "from-q8"
     import_gguf(exported("q8_0"), ckpt, progress=False)
-    weights = load_file(ckpt / "model.safetensors")
-    original = load_file(checkpoint / "model.safetensors")
+    weights = load_file(ckpt / MODEL_FILE)
+    original = load_file(checkpoint / MODEL_FILE)
     assert weights.keys() == original.keys()
     wq = "layers.0.attention.wq.weight"
     assert weights[wq].dtype == np.float32

@@ -13,10 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from convert.checkpoint_format import MODEL_FILE, TOKENIZER_FILES, read_config
 from runtime.errors import ConfigError
-from training.checkpoint import read_config
+from runtime.template import LLAMA2_TEMPLATE
 from training.config import config_from_dict
-from training.model import ModelConfig, Transformer
+from training.model import Transformer
 from training.train import train
 
 from .conftest import tiny_overrides
@@ -41,8 +42,8 @@ def test_tiny_model_validation_loss_falls(
     assert end < start - 1.5
     assert (result.out_dir / "loss.png").stat().st_size > 1000
     saved = read_config(result.out_dir)
-    assert saved["model"]["vocab_size"] == 512 and saved["tokenizer"]["fim"]["pre"] == 3
-    names = set(load_file(result.out_dir / "model.safetensors"))
+    assert saved.model.vocab_size == 512 and saved.tokenizer.fim["pre"] == 3
+    names = set(load_file(result.out_dir / MODEL_FILE))
     assert {"tok_embeddings.weight", "layers.1.feed_forward.w3.weight", "output.weight"} <= names
 
 
@@ -61,8 +62,8 @@ def test_resume_reproduces_the_uninterrupted_loss_curve(
     assert resumed.train_losses == full.train_losses  # bit for bit, steps 1..8
     # The interrupted run also evaluated where it stopped (step 4); the rest agree exactly.
     assert [v for v in resumed.val_losses if v[0] != 4] == full.val_losses
-    a = load_file(full.out_dir / "model.safetensors")
-    b = load_file(resumed.out_dir / "model.safetensors")
+    a = load_file(full.out_dir / MODEL_FILE)
+    b = load_file(resumed.out_dir / MODEL_FILE)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -77,8 +78,8 @@ def test_existing_checkpoint_is_not_overwritten_without_resume(
 def test_lcft_raises_rope_base_and_runs_at_the_longer_length(
     tmp_path: Path, tokenizer_path: Path, data_dir: Path, base_checkpoint: Path
 ) -> None:
-    before = read_config(base_checkpoint)["model"]
-    assert before["rope_theta"] == 10000.0
+    before = read_config(base_checkpoint).model
+    assert before.rope_theta == 10000.0
     config = _config(
         tmp_path,
         tokenizer_path,
@@ -92,10 +93,10 @@ def test_lcft_raises_rope_base_and_runs_at_the_longer_length(
     )
     result = train(config)
     saved = read_config(result.out_dir)
-    assert saved["model"]["rope_theta"] == 1e6 and saved["model"]["max_seq_len"] >= 512
-    assert saved["training"]["stage"] == "lcft"
-    model = Transformer(ModelConfig.from_dict(saved["model"]))
-    model.load_state_dict(load_file(result.out_dir / "model.safetensors"))
+    assert saved.model.rope_theta == 1e6 and saved.model.max_seq_len >= 512
+    assert saved.training["stage"] == "lcft"
+    model = Transformer(saved.model)
+    model.load_state_dict(load_file(result.out_dir / MODEL_FILE))
     with torch.no_grad():
         logits = model(torch.randint(0, 512, (1, 512)))
     assert logits.shape == (1, 512, 512) and bool(torch.isfinite(logits).all())
@@ -132,7 +133,7 @@ def test_instruction_tuning_trains_on_answers_and_saves_the_chat_template(
     overrides["data"]["chat"] = [str(chat)]
     result = train(config_from_dict(overrides))
     saved = read_config(result.out_dir)
-    assert "[INST]" in saved["chat_template"] and saved["training"]["stage"] == "instruct"
+    assert saved.chat_template == LLAMA2_TEMPLATE and saved.training["stage"] == "instruct"
     assert all(loss == loss for _, loss in result.train_losses)  # finite, i.e. targets existed
 
 
@@ -205,8 +206,8 @@ def test_two_gloo_ranks_match_one_process(
     two = [loss for _, loss in state["train_losses"]]
     one = [loss for _, loss in single.train_losses]
     assert two == pytest.approx(one, rel=1e-5, abs=1e-6)
-    a = load_file(single.out_dir / "model.safetensors")
-    b = load_file(tmp_path / "two" / "run" / "model.safetensors")
+    a = load_file(single.out_dir / MODEL_FILE)
+    b = load_file(tmp_path / "two" / "run" / MODEL_FILE)
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
@@ -222,8 +223,8 @@ def test_continued_training_from_an_imported_gguf_keeps_its_tokenizer(
     export_gguf(base_checkpoint, gguf, out_type="f32", progress=False)
     imported = tmp_path / "imported"
     import_gguf(gguf, imported, progress=False)
-    assert read_config(imported)["tokenizer"]["type"] == "gguf"
-    reused = Tokenizer.load(imported / "tokenizer.gguf")
+    assert read_config(imported).tokenizer.type == "gguf"
+    reused = Tokenizer.load(imported / TOKENIZER_FILES["gguf"])
     text = (Path(__file__).read_text() + " ☺ 123")[:3000]
     assert reused.encode(text) == tokenizer.encode(text)
     assert reused.encode_nospace(text) == tokenizer.encode_nospace(text)
@@ -231,7 +232,7 @@ def test_continued_training_from_an_imported_gguf_keeps_its_tokenizer(
     config = _config(tmp_path, Path("unused"), data_dir, init_from=str(imported), steps=2)
     result = train(config)
     saved = read_config(result.out_dir)
-    assert saved["tokenizer"]["type"] == "gguf" and (result.out_dir / "tokenizer.gguf").exists()
+    assert saved.tokenizer.type == "gguf" and (result.out_dir / saved.tokenizer.file).exists()
     # It starts from the imported weights: the same validation loss the base model ended on.
     base_state = json.loads((base_checkpoint / "trainer_state.json").read_text())
     assert result.val_losses[0][1] == pytest.approx(base_state["val_losses"][-1][1], abs=1e-5)
