@@ -9,7 +9,8 @@ import os
 import sys
 from typing import BinaryIO
 
-from lsp.settings import LINE_POLICIES, ServerSettings
+from lsp.settings import ServerSettings
+from runtime.dataclass_flags import add_flags, values_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,46 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags mirroring :class:`ServerSettings` (the model path is ``--model``)."""
-    d = ServerSettings()
-    g = parser.add_argument_group("completion")
-    g.add_argument("--trust", action="store_true", help="use model paths from workspace settings")
-    g.add_argument("--context-budget", type=int, default=d.context_budget, metavar="TOKENS")
-    g.add_argument("--max-tokens", type=int, default=d.max_tokens)
-    g.add_argument("--time-budget-ms", type=int, default=d.time_budget_ms)
-    g.add_argument("--line-policy", choices=LINE_POLICIES, default=d.line_policy)
-    g.add_argument("--temperature", type=float, default=d.temperature)
-    g.add_argument("--alternatives", type=int, default=d.alternatives)
-    g.add_argument("--alternative-temperature", type=float, default=d.alternative_temperature)
-    g.add_argument("--debounce-ms", type=int, default=d.debounce_ms)
-    g.add_argument("--no-extra-context", action="store_true", help="only the current file")
-    g.add_argument("--chat-max-tokens", type=int, default=d.chat_max_tokens)
-    g.add_argument(
-        "--disable-language",
-        action="append",
-        default=[],
-        metavar="LANGUAGE_ID",
-        help="no completion for this language id (repeatable)",
-    )
+    """A flag for each :class:`ServerSettings` field (the model path is the engine's ``--model``)."""
+    add_flags(parser.add_argument_group("completion"), ServerSettings)
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     """The settings the command line asks for."""
-    return ServerSettings(
-        model_path=args.model,
-        trusted=args.trust,
-        context_budget=args.context_budget,
-        max_tokens=args.max_tokens,
-        time_budget_ms=args.time_budget_ms,
-        line_policy=args.line_policy,
-        languages={lang: False for lang in args.disable_language},
-        temperature=args.temperature,
-        alternatives=args.alternatives,
-        alternative_temperature=args.alternative_temperature,
-        debounce_ms=args.debounce_ms,
-        extra_context=not args.no_extra_context,
-        chat_max_tokens=args.chat_max_tokens,
-    )
+    return ServerSettings(**values_from_args(ServerSettings, args), model_path=args.model)
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -1,23 +1,33 @@
 """Server settings: one dataclass, filled from CLI flags, initializationOptions and
 workspace/didChangeConfiguration.
 
-Clients send camelCase keys (``maxTokens``), either flat or under a ``llamacode``
-section. Unknown keys are ignored; values of the wrong type are rejected one by one
-with a message, so one typo never discards the rest of the settings.
+Each field is written once: its type, default and :class:`~runtime.dataclass_flags.Option`
+(help, minimum, choices) give both the ``llamacode serve`` flags (:mod:`lsp.cli`) and the
+checks on values clients send. Clients send camelCase keys (``maxTokens``), either flat or
+under a ``llamacode`` section. Unknown keys are ignored; values of the wrong type are
+rejected one by one with a message, so one typo never discards the rest of the settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from runtime.dataclass_flags import field_option, field_type, option
 
 log = logging.getLogger(__name__)
 
 LINE_POLICIES = ("auto", "single", "multi")
 SECTION = "llamacode"
+
+
+def _disabled(language_ids: list[str]) -> dict[str, bool]:
+    return {language: False for language in language_ids}
 
 
 @dataclass
@@ -28,19 +38,63 @@ class ServerSettings:
     (a workspace could otherwise make the editor load any file it names).
     """
 
-    model_path: str | None = None
-    trusted: bool = False
-    context_budget: int = 1024  # prompt tokens for prefix + suffix + extra chunks
-    max_tokens: int = 48
-    time_budget_ms: int = 1500
-    line_policy: str = "auto"  # auto: single line when code is right of the cursor
-    languages: dict[str, bool] = field(default_factory=dict)  # languageId -> enabled
-    temperature: float = 0.0
-    alternatives: int = 3  # items for an explicitly invoked inline completion
-    alternative_temperature: float = 0.8
-    debounce_ms: int = 0  # wait before running the model, so a burst collapses to one call
-    extra_context: bool = True  # chunks from other open / recently edited files
-    chat_max_tokens: int = 384
+    # On the command line this is the engine's --model.
+    model_path: str | None = field(default=None, metadata=option(flags=(), help="GGUF file"))
+    trusted: bool = field(
+        default=False,
+        metadata=option(flags=("--trust",), help="use model paths from workspace settings"),
+    )
+    context_budget: int = field(
+        default=1024,
+        metadata=option(
+            minimum=1, metavar="TOKENS", help="prompt tokens for prefix, suffix and other files"
+        ),
+    )
+    max_tokens: int = field(
+        default=48, metadata=option(minimum=1, help="most tokens in one suggestion")
+    )
+    time_budget_ms: int = field(
+        default=1500, metadata=option(minimum=0, help="time budget of one suggestion")
+    )
+    line_policy: str = field(
+        default="auto",
+        metadata=option(
+            choices=LINE_POLICIES, help="auto: a single line when code is right of the cursor"
+        ),
+    )
+    languages: dict[str, bool] = field(
+        default_factory=dict,
+        metadata=option(
+            flags=("--disable-language",),
+            metavar="LANGUAGE_ID",
+            from_cli=_disabled,
+            help="no completion for this language id (repeatable); clients send "
+            "{languageId: enabled}",
+        ),
+    )
+    temperature: float = field(
+        default=0.0, metadata=option(minimum=0, help="sampling temperature of a suggestion")
+    )
+    alternatives: int = field(
+        default=3,
+        metadata=option(minimum=1, help="suggestions for an explicitly invoked completion"),
+    )
+    alternative_temperature: float = field(
+        default=0.8, metadata=option(minimum=0, help="sampling temperature of the alternatives")
+    )
+    debounce_ms: int = field(
+        default=0,
+        metadata=option(
+            minimum=0, help="wait before running the model, so a burst collapses to one call"
+        ),
+    )
+    extra_context: bool = field(
+        default=True,
+        metadata=option(help="chunks of other open or recently edited files in the prompt"),
+    )
+    chat_max_tokens: int = field(
+        default=384, metadata=option(minimum=1, help="most tokens in one chat answer")
+    )
 
     def language_enabled(self, language_id: str | None) -> bool:
         """Completion is on for every language unless the user turned it off."""
@@ -102,47 +156,42 @@ def _snake(key: str) -> str:
     return "".join(out)
 
 
+def client_name(field_name: str) -> str:
+    """How clients spell a setting: ``max_tokens`` -> ``maxTokens``."""
+    first, *rest = field_name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
 def _coerce(name: str, raw: Any) -> Any:
-    if name == "model_path":
-        if raw is None or raw == "":
-            return None
-        if not isinstance(raw, str):
-            raise TypeError("expected a file path string")
-        return raw
-    if name in ("trusted", "extra_context"):
+    """A client's value for field ``name``, checked against the field's type and Option."""
+    opt = field_option(_FIELDS[name])
+    kind, optional = field_type(ServerSettings, name)
+    if optional and raw in (None, ""):
+        return None
+    if kind is bool:
         if not isinstance(raw, bool):
             raise TypeError("expected true or false")
         return raw
-    if name in (
-        "context_budget",
-        "max_tokens",
-        "time_budget_ms",
-        "alternatives",
-        "debounce_ms",
-        "chat_max_tokens",
-    ):
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            raise TypeError("expected an integer")
-        low = (
-            1 if name in ("context_budget", "max_tokens", "alternatives", "chat_max_tokens") else 0
-        )
-        if raw < low:
-            raise ValueError(f"must be >= {low}")
+    if kind in (int, float):
+        allowed = int if kind is int else (int, float)
+        if isinstance(raw, bool) or not isinstance(raw, allowed):
+            raise TypeError("expected an integer" if kind is int else "expected a number")
+        if opt.minimum is not None and raw < opt.minimum:
+            raise ValueError(f"must be >= {opt.minimum}")
+        return kind(raw)
+    if kind is str:
+        if not isinstance(raw, str):
+            raise TypeError("expected a string")
+        if opt.choices is not None and raw not in opt.choices:
+            raise ValueError(f"expected one of {', '.join(opt.choices)}")
         return raw
-    if name in ("temperature", "alternative_temperature"):
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise TypeError("expected a number")
-        if raw < 0:
-            raise ValueError("must be >= 0")
-        return float(raw)
-    if name == "line_policy":
-        if raw not in LINE_POLICIES:
-            raise ValueError(f"expected one of {', '.join(LINE_POLICIES)}")
-        return raw
-    if name == "languages":
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return kind(raw)
+    if typing.get_origin(kind) is dict:
+        key_type, value_type = typing.get_args(kind)
         if not isinstance(raw, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, bool) for k, v in raw.items()
+            isinstance(k, key_type) and isinstance(v, value_type) for k, v in raw.items()
         ):
-            raise TypeError("expected an object of languageId: true/false")
+            raise TypeError(f"expected an object of {key_type.__name__}: {value_type.__name__}")
         return dict(raw)
-    raise ValueError("unknown setting")
+    raise TypeError(f"no client form for {kind}")

@@ -1,8 +1,16 @@
-"""Settings from initializationOptions and workspace configuration."""
+"""Settings from the command line, initializationOptions and workspace configuration."""
 
 from __future__ import annotations
 
-from lsp.settings import ServerSettings
+import dataclasses
+import typing
+
+import pytest
+
+from lsp.cli import settings_from_args
+from lsp.settings import ServerSettings, client_name
+from runtime.cli import build_parser
+from runtime.dataclass_flags import field_option, field_type
 
 
 def test_client_keys_apply_in_camel_case_and_under_a_section():
@@ -48,3 +56,63 @@ def test_languages_enable_and_disable():
     assert s.language_enabled("python")
     off = ServerSettings().updated({"languages": {"*": False, "python": True}}, source="config")
     assert off.language_enabled("python") and not off.language_enabled("go")
+
+
+# The settings below are taken from the dataclass itself, so a field added later is
+# checked by these tests without a change here.
+FIELDS = [f for f in dataclasses.fields(ServerSettings) if f.name != "model_path"]
+
+
+def _changed(field: dataclasses.Field) -> tuple[list[str], object, object]:
+    """Command-line words, client value and resulting field value, all unlike the default."""
+    opt = field_option(field)
+    flag = (opt.flags or ("--" + field.name.replace("_", "-"),))[-1]
+    default = getattr(ServerSettings(), field.name)
+    kind, _ = field_type(ServerSettings, field.name)
+    if kind is bool:
+        words = [flag if not default else "--no-" + flag.removeprefix("--")]
+        return words, not default, not default
+    if opt.choices:
+        value = next(c for c in opt.choices if c != default)
+        return [flag, str(value)], value, value
+    if kind in (int, float):
+        value = kind(default + 2)
+        return [flag, str(value)], value, value
+    if typing.get_origin(kind) is dict:
+        return [flag, "markdown"], {"markdown": False}, {"markdown": False}
+    raise AssertionError(f"no test value for {field.name}: {kind}")
+
+
+@pytest.mark.parametrize("field", FIELDS, ids=lambda f: f.name)
+def test_each_setting_is_a_serve_flag_and_a_client_key(field):
+    words, client_value, expected = _changed(field)
+    args = build_parser().parse_args(["serve", *words])
+    from_cli = settings_from_args(args)
+    assert getattr(from_cli, field.name) == expected
+    assert dataclasses.replace(from_cli, **{field.name: getattr(ServerSettings(), field.name)}) == (
+        ServerSettings()
+    )
+    key = client_name(field.name)
+    from_client = ServerSettings().updated({key: client_value}, source="init")
+    assert getattr(from_client, field.name) == expected
+
+
+def test_serve_without_flags_gives_the_dataclass_defaults():
+    assert settings_from_args(build_parser().parse_args(["serve"])) == ServerSettings()
+    model = settings_from_args(build_parser().parse_args(["serve", "--model", "m.gguf"]))
+    assert model.model_path == "m.gguf"
+
+
+@pytest.mark.parametrize(
+    "field",
+    [f for f in FIELDS if field_option(f).minimum is not None],
+    ids=lambda f: f.name,
+)
+def test_values_below_the_minimum_are_refused_by_flag_and_by_client(field, capsys):
+    minimum = field_option(field).minimum
+    flag = "--" + field.name.replace("_", "-")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", flag, str(minimum - 1)])
+    assert f"must be at least {minimum}" in capsys.readouterr().err
+    s = ServerSettings().updated({client_name(field.name): minimum - 1}, source="init")
+    assert getattr(s, field.name) == getattr(ServerSettings(), field.name)
