@@ -70,9 +70,12 @@ class GGUFTensor:
 class GGUFFile:
     """A GGUF whose header has been read and checked; tensor data is read on demand."""
 
-    path: Path
     header: GGUFHeader
     tensors: list[GGUFTensor]
+
+    @property
+    def path(self) -> Path:
+        return self.header.path
 
 
 def open_gguf(path: str | os.PathLike[str]) -> GGUFFile:
@@ -91,7 +94,7 @@ def open_gguf(path: str | os.PathLike[str]) -> GGUFFile:
         )
         for t in header.tensors
     ]
-    return GGUFFile(header.path, header, tensors)
+    return GGUFFile(header, tensors)
 
 
 def is_gguf(path: str | os.PathLike[str]) -> bool:
