@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from runtime.config import DEFAULT_CTX_CAP, KV_CACHE_TYPES, LONG_CONTEXT, EngineConfig
@@ -162,10 +163,38 @@ def _mem_available() -> int | None:
     return None
 
 
+@cache
+def _template_free_llama() -> type:
+    import llama_cpp
+    from gguf.constants import Keys
+
+    class TemplateFreeLlama(llama_cpp.Llama):
+        """``llama_cpp.Llama`` that never sees the model's chat templates.
+
+        ``Llama()`` compiles every ``tokenizer.chat_template*`` value of the file's metadata
+        with Jinja as it loads, outside any budget, and Jinja folds constants while it
+        compiles: ``{{ 'a' * 10**9 }}`` would cost seconds and gigabytes in every verb.
+        llamacode renders the template itself (runtime.template, read from the header by
+        runtime.model_facts), so the metadata this object keeps has no templates in it.
+        """
+
+        @property
+        def metadata(self) -> dict[str, str]:
+            return self._metadata_without_templates
+
+        @metadata.setter
+        def metadata(self, values: dict[str, str]) -> None:
+            self._metadata_without_templates = {
+                key: value
+                for key, value in values.items()
+                if not key.startswith(Keys.Tokenizer.CHAT_TEMPLATE)
+            }
+
+    return TemplateFreeLlama
+
+
 def load_llama(facts: ModelFacts, config: EngineConfig) -> tuple[Any, LoadPlan]:
     """Load ``facts.path`` into llama.cpp with settings planned from the facts and ``config``."""
-    import llama_cpp
-
     plan = plan_load(facts, config)
     type_k, type_v = _ggml_type(plan.type_k), _ggml_type(plan.type_v)
     if plan.type_v not in ("f32", "f16", "bf16") and not plan.flash_attn:
@@ -177,7 +206,7 @@ def load_llama(facts: ModelFacts, config: EngineConfig) -> tuple[Any, LoadPlan]:
     if config.check_memory:
         check_memory(facts, plan)
     try:
-        llm = llama_cpp.Llama(
+        llm = _template_free_llama()(
             str(facts.path),
             n_ctx=plan.n_ctx,
             n_batch=min(config.n_batch, plan.n_ctx),

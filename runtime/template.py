@@ -1,14 +1,17 @@
-"""Chat templates from GGUF files, rendered in a sandbox with a budget.
+"""Chat templates from GGUF files, rendered in a sandbox, in a child process, on a budget.
 
 A template is code from an untrusted file. It renders in Jinja's immutable sandbox (no
-attribute access to internals, no mutation), with ``range`` and ``*``/``**`` limited by a
-shared work budget, and with its output capped in size and time, so a hostile template
-can neither escape nor hang the server.
+attribute access to internals, no mutation), where ``range``, repetition and integer powers
+draw on a work budget and integers are capped in size. That alone cannot bound a render:
+a loop that prints nothing, one huge integer operation or a filter that builds gigabytes
+runs inside a single step no check can interrupt. So the sandbox runs in a child process
+(runtime.template_worker) with its memory and CPU time capped, and the caller waits at
+most :data:`MAX_RENDER_S` before the child is killed: a hostile template costs a request
+a typed error, never the server's model thread or its memory.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +22,7 @@ from runtime.errors import TemplateError
 
 MAX_OUTPUT_CHARS = 1_000_000
 MAX_WORK = 200_000
+MAX_INT_BITS = 1 << 16
 MAX_RENDER_S = 2.0
 
 # Used when a model has no template of its own.
@@ -38,9 +42,15 @@ CHATML_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+_TOO_BIG = "the chat template builds a value too large to render; it was stopped"
+
 
 class _BudgetedSandbox(ImmutableSandboxedEnvironment):
-    """An immutable sandbox whose ranges and repetitions draw on one work budget."""
+    """An immutable sandbox whose ranges, repetitions and powers draw on one work budget.
+
+    Intercepting ``*`` and ``**`` also keeps Jinja from folding them at compile time, where
+    ``{{ 'a' * 10**9 }}`` would otherwise be computed before any check ran.
+    """
 
     intercepted_binops = frozenset({"*", "**"})
 
@@ -64,19 +74,29 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
         if operator == "**":
             if isinstance(right, int) and abs(right) > 64:
                 raise TemplateError("the chat template raises to a huge power; it was stopped")
-            return left**right
+            powered_bits = left.bit_length() * right if isinstance(left, int) else 0
+            if isinstance(right, int) and powered_bits > MAX_INT_BITS:
+                raise TemplateError(_TOO_BIG)
+            return _small(left**right)
         if isinstance(left, (str, list, tuple)) and isinstance(right, int):
             self.spend(len(left) * right)
         elif isinstance(right, (str, list, tuple)) and isinstance(left, int):
             self.spend(len(right) * left)
-        return left * right
+        return _small(left * right)
+
+
+def _small(value: Any) -> Any:
+    """``value`` unless it is an integer beyond :data:`MAX_INT_BITS`."""
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise TemplateError(_TOO_BIG)
+    return value
 
 
 def _raise_exception(message: str) -> None:
     raise TemplateError(f"the chat template refused the conversation: {message}")
 
 
-def render_chat(
+def render_in_sandbox(
     template: str,
     messages: Sequence[Mapping[str, str]],
     *,
@@ -84,11 +104,10 @@ def render_chat(
     eos_token: str = "",
     add_generation_prompt: bool = True,
 ) -> str:
-    """Render ``messages`` through ``template``; raises :class:`TemplateError` on any failure."""
+    """Render in this process, budgeted but not bounded (the worker process bounds it)."""
     env = _BudgetedSandbox()
     try:
         compiled = env.from_string(template)
-        deadline = time.monotonic() + MAX_RENDER_S
         out: list[str] = []
         size = 0
         for piece in compiled.generate(
@@ -101,12 +120,36 @@ def render_chat(
             size += len(piece)
             if size > MAX_OUTPUT_CHARS:
                 raise TemplateError("the chat template's output is too large; it was stopped")
-            if time.monotonic() > deadline:
-                raise TemplateError("the chat template takes too long to render; it was stopped")
         return "".join(out)
     except TemplateError:
         raise
+    except MemoryError as exc:
+        raise TemplateError(_TOO_BIG) from exc
     except JinjaTemplateError as exc:
         raise TemplateError(f"the model's chat template cannot be rendered safely: {exc}") from exc
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError) as exc:
-        raise TemplateError(f"the model's chat template failed: {exc}") from exc
+    except Exception as exc:  # whatever the template's own code raises
+        raise TemplateError(f"the model's chat template failed: {exc!r}") from exc
+
+
+def render_chat(
+    template: str,
+    messages: Sequence[Mapping[str, str]],
+    *,
+    bos_token: str = "",
+    eos_token: str = "",
+    add_generation_prompt: bool = True,
+) -> str:
+    """Render ``messages`` through ``template`` within :data:`MAX_RENDER_S` and a memory cap.
+
+    Raises :class:`TemplateError` on any failure, and as soon as the budget is spent.
+    """
+    from runtime.template_worker import shared_worker
+
+    request = {
+        "template": template,
+        "messages": [dict(m) for m in messages],
+        "bos_token": bos_token,
+        "eos_token": eos_token,
+        "add_generation_prompt": add_generation_prompt,
+    }
+    return shared_worker().render(request, MAX_RENDER_S)
