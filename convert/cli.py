@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from convert.atomic import refuse_existing, stopped_by_signals_cleanly
 from runtime.errors import ConfigError
 
 
@@ -30,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--bpe-pre",
         help="llama.cpp pre-tokenizer name for a tokenizer.json BPE it cannot recognise",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace OUT if it is an existing file (a checkpoint directory is never replaced)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_convert)
 
@@ -52,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="accept an already quantized input (quality suffers; prefer an f16 source)",
     )
+    q.add_argument("--force", action="store_true", help="replace OUT if it exists")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(func=_quantize)
 
@@ -61,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     f.add_argument("src", type=Path)
     f.add_argument("out", type=Path)
+    f.add_argument("--force", action="store_true", help="replace OUT if it exists")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=_fix_fim)
 
@@ -70,6 +78,11 @@ def _mb(n: int) -> str:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    with stopped_by_signals_cleanly():
+        return _convert_now(args)
+
+
+def _convert_now(args: argparse.Namespace) -> int:
     from convert.gguf_kv import is_gguf
 
     progress = not args.no_progress
@@ -89,6 +102,7 @@ def _convert(args: argparse.Namespace) -> int:
         return 0
     from convert.export_gguf import export_gguf
 
+    refuse_existing(args.out, args.force)
     report = export_gguf(
         args.src,
         args.out,
@@ -108,15 +122,17 @@ def _convert(args: argparse.Namespace) -> int:
 def _quantize(args: argparse.Namespace) -> int:
     from convert.quantize import quantize_gguf
 
-    report = quantize_gguf(
-        args.src,
-        args.out,
-        args.type,
-        engine=args.engine,
-        threads=args.threads,
-        allow_requantize=args.allow_requantize,
-        progress=not args.no_progress,
-    )
+    refuse_existing(args.out, args.force)
+    with stopped_by_signals_cleanly():
+        report = quantize_gguf(
+            args.src,
+            args.out,
+            args.type,
+            engine=args.engine,
+            threads=args.threads,
+            allow_requantize=args.allow_requantize,
+            progress=not args.no_progress,
+        )
     types = ", ".join(f"{n} {k}" for k, n in sorted(report.tensor_types.items()))
     print(
         f"wrote {report.output}: {_mb(report.input_bytes)} -> {_mb(report.output_bytes)} "
@@ -129,7 +145,9 @@ def _quantize(args: argparse.Namespace) -> int:
 def _fix_fim(args: argparse.Namespace) -> int:
     from convert.fix_fim import fix_fim
 
-    fim, added = fix_fim(args.src, args.out, progress=not args.no_progress)
+    refuse_existing(args.out, args.force)
+    with stopped_by_signals_cleanly():
+        fim, added = fix_fim(args.src, args.out, progress=not args.no_progress)
     print(
         f"wrote {args.out}: FIM pre {fim.pre}, suf {fim.suf}, mid {fim.mid}, eot {fim.eot}; "
         + (f"added {', '.join(added)}" if added else "all keys were already present")
