@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import asdict
 from importlib.metadata import entry_points
@@ -19,6 +20,7 @@ from pathlib import Path
 from runtime.config import KV_CACHE_TYPES, EngineConfig, GenerationConfig
 from runtime.errors import ConfigError, LlamacodeError
 from runtime.fim import FimMode
+from runtime.textfile import checked_text, decoded_line, read_text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,11 +37,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except LlamacodeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except LlamacodeError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        return _fail(f"cannot use{where}: {exc.strerror or exc}")
+    except MemoryError:
+        return _fail("out of memory; use a smaller model, a smaller --ctx, or smaller inputs")
+    except Exception as exc:  # a bug: still one line, with the traceback under --verbose
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc}. This is a bug in llamacode; please "
+            "report it (--verbose shows where it happened)"
+        )
+
+
+def _fail(message: str) -> int:
+    """Every failure of a verb: one line on stderr, exit status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,10 +252,7 @@ def _extra_context(args: argparse.Namespace) -> list[str]:
     chunks = []
     for name in args.extra:
         path = Path(name)
-        try:
-            chunks.append(f"# {path.name}\n{path.read_text(encoding='utf-8')}\n")
-        except OSError as exc:
-            raise ConfigError(f"cannot read extra context file {path}: {exc.strerror}") from exc
+        chunks.append(f"# {path.name}\n{read_text(path, 'extra context file')}\n")
     return chunks
 
 
@@ -269,10 +285,7 @@ def split_text_at(text: str, line: int, col: int) -> tuple[str, str]:
 
 def cmd_complete(args: argparse.Namespace) -> int:
     path, line, col = split_location(args.location)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    text = read_text(path)
     prefix, suffix = split_text_at(text, line, col)
     return _run_infill(args, prefix, suffix)
 
@@ -302,11 +315,13 @@ def _report(result) -> None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    prompt = None if args.prompt is None else checked_text(args.prompt, "prompt")
+    system = checked_text(args.system, "system message") if args.system else None
     engine = load_engine(args)
     config = generation_config(args)
     messages: list[dict[str, str]] = []
-    if args.system:
-        messages.append({"role": "system", "content": args.system})
+    if system:
+        messages.append({"role": "system", "content": system})
 
     def ask(question: str) -> None:
         messages.append({"role": "user", "content": question})
@@ -315,14 +330,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
         messages.append({"role": "assistant", "content": result.text})
         _report(result)
 
-    if args.prompt is not None:
-        ask(args.prompt)
+    if prompt is not None:
+        ask(prompt)
         return 0
     interactive = sys.stdin.isatty()
     while True:
         if interactive:
             print("> ", end="", file=sys.stderr, flush=True)
-        line = sys.stdin.readline()
+        line = decoded_line(sys.stdin.buffer.readline(), "question")
         if not line:
             return 0
         if line.strip():

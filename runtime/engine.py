@@ -13,6 +13,7 @@ import asyncio
 import codecs
 import ctypes
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ log = logging.getLogger("llamacode.runtime")
 # Prepended to text that must be tokenized without sentencepiece's implicit leading space
 # (Code Llama's reference does the same with this character), then cut off again.
 _NOSPACE_SENTINELS = ("☺", "\u2063", "§")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class CancelToken:
@@ -149,7 +151,7 @@ class Engine:
         """Token ids for ``text`` as the start of a sequence (sentencepiece adds its space)."""
         if not text:
             return []
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+        return self._llm.tokenize(_utf8(text), add_bos=False, special=special)
 
     def tokenize_nospace(self, text: str) -> list[int]:
         """Token ids for ``text`` that continues a sequence (no implicit leading space)."""
@@ -199,7 +201,7 @@ class Engine:
         config = config or GenerationConfig()
         budget = self._prompt_budget(config, reserve=1)
         ids = prefix_only_layout(self.tokenize(prefix)[-budget:], self._bos())
-        return self._generate(ids, config, cancel, on_text, "completion", None)
+        return self._generate(ids or self._start_ids(), config, cancel, on_text, "completion", None)
 
     def infill(
         self,
@@ -239,9 +241,8 @@ class Engine:
                 )
                 self._said_prefix_only = True
             budget = self._prompt_budget(config, reserve=1)
-            return prefix_only_layout(
-                self.tokenize(head + prefix)[-budget:], self._bos()
-            ), "prefix-only"
+            ids = prefix_only_layout(self.tokenize(head + prefix)[-budget:], self._bos())
+            return ids or self._start_ids(), "prefix-only"
         mode = config.fim_mode or self.facts.default_fim_mode or FimMode.PSM
         if mode not in fim.modes:
             raise ConfigError(
@@ -302,6 +303,13 @@ class Engine:
 
     def _bos(self) -> int | None:
         return self.facts.bos if self.facts.add_bos else None
+
+    def _start_ids(self) -> list[int]:
+        """The prompt for an empty prefix: llama.cpp has no logits to sample after no tokens."""
+        start = self.facts.bos if self.facts.bos is not None else self.facts.eos
+        if start is None:
+            raise ConfigError(f"{self.facts.name} needs some text before the cursor to continue")
+        return [start]
 
     def _prompt_budget(self, config: GenerationConfig, reserve: int) -> int:
         budget = self.n_ctx - min(config.max_tokens, self.n_ctx // 2) - reserve
@@ -482,6 +490,14 @@ class Engine:
     def _last_logits(self) -> np.ndarray:
         ptr = self._llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; lone UTF-16 surrogates (from JSON escapes) become U+FFFD."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 def _token_text(llm: Any, token: int | None) -> str:

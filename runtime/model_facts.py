@@ -6,6 +6,7 @@ the engine can choose its settings before it loads anything.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ FILE_TYPES = {
 MAX_LAYERS = 1024
 MAX_EMBD = 1 << 17
 MAX_CONTEXT = 1 << 24
+# The tensors of layer N are named blk.N.* (gguf-py's TENSOR_NAMES).
+_LAYER_TENSOR = re.compile(r"blk\.(\d+)\.")
 # What llama.cpp assumes when a llama GGUF omits rope.freq_base.
 LLAMA_DEFAULT_ROPE_BASE = 10000.0
 
@@ -150,8 +153,31 @@ def check_metadata(header: GGUFHeader) -> None:
             raise bad(f"{key} has {length} entries for {len(tokens)} tokens")
 
 
+def check_layers(header: GGUFHeader) -> None:
+    """Refuse a file whose declared layer count does not match its layers' tensors.
+
+    llama.cpp aborts the whole process, with no error to report, on a file that declares
+    layers it has no tensors for; every verb that loads a model reads its facts first.
+    """
+    declared = header.arch_key(Keys.LLM.BLOCK_COUNT)
+    layers = set()
+    for tensor in header.tensors:
+        match = _LAYER_TENSOR.match(tensor.name)
+        if match:
+            layers.add(int(match.group(1)))
+    if not isinstance(declared, int) or not layers or layers == set(range(declared)):
+        return
+    key = Keys.LLM.BLOCK_COUNT.format(arch=header.architecture)
+    raise InvalidModelError(
+        f"{header.path} is not a valid GGUF model: {key} declares {declared} layers but it "
+        f"holds tensors for {len(layers)} (numbered {min(layers)} to {max(layers)}). Download "
+        "or convert it again."
+    )
+
+
 def facts_from_header(header: GGUFHeader) -> ModelFacts:
     check_metadata(header)
+    check_layers(header)
     md = header.metadata
     tokens = md.get(Keys.Tokenizer.LIST)
     tokens = tokens if isinstance(tokens, list) else []
