@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import itertools
 import logging
-import os
 import re
 import time
 from collections import OrderedDict
@@ -30,7 +29,6 @@ from pygls.exceptions import (
 )
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
-from pygls.uris import to_fs_path
 
 from lsp.cache import CachedSuggestion, SuggestionCache
 from lsp.chat import (
@@ -47,6 +45,7 @@ from lsp.model_host import ModelHost
 from lsp.postprocess import CursorContext, finish, heal_prefix, unheal, wants_single_line
 from lsp.settings import ServerSettings
 from lsp.stats import ServerStats
+from lsp.workspace import in_workspace
 
 log = logging.getLogger("llamacode.lsp")
 
@@ -182,21 +181,12 @@ class LlamacodeServer(LanguageServer):
     def in_workspace(self, uri: str) -> bool:
         """Whether ``uri`` may be completed, read for context or sent to chat.
 
-        A ``file:`` URI must lie under the root or a workspace folder the client named; a
-        client that named none (a single file opened on its own) has no boundary to check.
-        Other schemes (unsaved ``untitled:`` buffers) have no path to leave the workspace by.
+        A ``file:`` URI's real path must lie under the root or a workspace folder the client
+        named (:func:`lsp.workspace.in_workspace`).
         """
-        if not uri.startswith("file:"):
-            return True
         workspace = self.workspace
         roots = [workspace.root_uri, *(folder.uri for folder in workspace.folders.values())]
-        paths = [_fs_path(root) for root in roots if root and root.startswith("file:")]
-        if not paths:
-            return True
-        path = _fs_path(uri)
-        if path is None:
-            return False
-        return any(root is not None and _under(path, root) for root in paths)
+        return in_workspace(uri, roots)
 
     def cancel_all(self) -> None:
         """Stop every generation: the client is gone or the server is exiting."""
@@ -418,15 +408,6 @@ def _generation_configs(settings: ServerSettings, *, single_line: bool, invoked:
             for seed in range(1, settings.alternatives)
         ]
     return configs
-
-
-def _fs_path(uri: str) -> str | None:
-    path = to_fs_path(unquote(uri)) if uri.startswith("file:") else None
-    return os.path.normpath(path) if path else None
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _open_doc(ls: LanguageServer, uri: str) -> Any:

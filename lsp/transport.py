@@ -5,7 +5,8 @@ desynchronizes the stream for good (every later message is lost), a huge length 
 allocate that many bytes at once (MemoryError ends the server), and a request whose
 params do not fit the method's type is dropped without an answer (the editor waits
 forever). This reader caps the body size, resynchronizes on the next header, answers
-what it can identify with a JSON-RPC error, and ignores the rest with a log line.
+what it can identify with a JSON-RPC error (a body that is not JSON gets -32700 Parse
+error, with id null as JSON-RPC says), and tells the user about a frame too large to read.
 
 Resynchronizing is safe because the header ``Content-Length: N`` followed by a raw CR LF
 can never occur inside a valid JSON body: a JSON string holds no raw CR or LF, and the
@@ -23,9 +24,16 @@ import os
 import re
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from lsprotocol.types import ResponseError
+from lsprotocol.types import (
+    TEXT_DOCUMENT_DID_OPEN,
+    WINDOW_SHOW_MESSAGE,
+    ErrorCodes,
+    MessageType,
+    ResponseError,
+)
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.io_ import StdoutWriter
 
@@ -39,18 +47,53 @@ _HEADER = re.compile(rb"content-length:[ \t]*(\d{1,20})[ \t]*\r\n", re.IGNORECAS
 _HEADER_END = b"\r\n\r\n"
 _KEEP = 64  # bytes kept across chunks so a header split between reads is still seen
 _READ_CHUNK = 64 * 1024
+_SNIFF_BYTES = 4096  # of an oversized body, kept to say which message it was
+_SNIFFED_METHOD = re.compile(rb'"method"\s*:\s*"([^"\\]{1,200})"')
+_SNIFFED_URI = re.compile(rb'"uri"\s*:\s*"([^"\\]{1,2000})"')
+_SNIFFED_ID = re.compile(rb'"id"\s*:\s*(-?\d{1,18}|"[^"\\]{0,200}")')
+
+
+@dataclass(frozen=True)
+class DroppedFrame:
+    """A frame over the size limit, skipped unread except for its first bytes."""
+
+    length: int
+    head: bytes
+
+    @property
+    def method(self) -> str | None:
+        match = _SNIFFED_METHOD.search(self.head)
+        return match.group(1).decode("utf-8", "replace") if match else None
+
+    @property
+    def uri(self) -> str | None:
+        match = _SNIFFED_URI.search(self.head)
+        return match.group(1).decode("utf-8", "replace") if match else None
+
+    @property
+    def request_id(self) -> int | str | None:
+        """The id of a request, when it comes before ``params`` (so it is the top level's)."""
+        params = self.head.find(b'"params"')
+        match = _SNIFFED_ID.search(self.head, 0, params if params >= 0 else len(self.head))
+        if match is None:
+            return None
+        raw = match.group(1)
+        return raw[1:-1].decode("utf-8", "replace") if raw.startswith(b'"') else int(raw)
 
 
 class FrameParser:
     """Incremental: :meth:`feed` takes bytes as they arrive, returns the complete bodies.
 
     ``skipped`` counts the stretches of input that were not a usable frame (junk before a
-    header, a header block without a length, an oversized or truncated body).
+    header, a header block without a length, an oversized or truncated body);
+    ``dropped`` lists the oversized frames until :meth:`take_dropped` takes them.
     """
 
     def __init__(self, max_body: int = MAX_BODY_BYTES) -> None:
         self.max_body = max_body
         self.skipped = 0
+        self.dropped: list[DroppedFrame] = []
+        self._dropping: tuple[int, bytearray] | None = None  # length and head being dropped
         self._buf = bytearray()
         self._length: int | None = None  # body length being read; None while in headers
         self._scanned = 0  # body bytes already searched for a header
@@ -71,6 +114,11 @@ class FrameParser:
                 if body is None:
                     return bodies
                 bodies.append(body)
+
+    def take_dropped(self) -> list[DroppedFrame]:
+        """The oversized frames skipped since the last call."""
+        dropped, self.dropped = self.dropped, []
+        return dropped
 
     def _skip(self, reason: str, count: int) -> None:
         self.skipped += 1
@@ -95,6 +143,7 @@ class FrameParser:
         if length > self.max_body:
             self._skip(f"a frame of {length} bytes (the limit is {self.max_body})", 0)
             self._discard = length
+            self._dropping = (length, bytearray())
             self._scanned = 0
             return True
         self._length = length
@@ -131,18 +180,30 @@ class FrameParser:
     def _drop_oversized(self) -> bool:
         header = _HEADER.search(self._buf)
         if header is not None and header.start() < self._discard:
-            del self._buf[: header.start()]
-            self._discard = 0
+            self._drop_bytes(header.start())
+            self._dropped_all()
             return True
         if len(self._buf) >= self._discard:
-            del self._buf[: self._discard]
-            self._discard = 0
+            self._drop_bytes(self._discard)
+            self._dropped_all()
             return True
         keep = min(_KEEP, len(self._buf))
-        dropped = len(self._buf) - keep
-        self._discard -= dropped
-        del self._buf[:dropped]
+        self._drop_bytes(len(self._buf) - keep)
         return False
+
+    def _drop_bytes(self, count: int) -> None:
+        if self._dropping is not None:
+            head = self._dropping[1]
+            head += self._buf[: min(count, _SNIFF_BYTES - len(head))]
+        self._discard -= count
+        del self._buf[:count]
+
+    def _dropped_all(self) -> None:
+        self._discard = 0
+        if self._dropping is not None:
+            length, head = self._dropping
+            self.dropped.append(DroppedFrame(length, bytes(head)))
+            self._dropping = None
 
     def _drop_junk(self, reason: str, keep: int) -> None:
         tail = self._buf.lower().rfind(b"content-length")
@@ -195,8 +256,12 @@ def dispatch(protocol: Any, body: bytes) -> Any:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        log.warning("ignoring a frame that is not JSON: %s", exc)
-        return
+        log.warning("answering a frame that is not JSON with Parse error: %s", exc)
+        _send_raw(
+            protocol,
+            _error(None, int(ErrorCodes.ParseError), f"Parse error: the frame is not JSON: {exc}"),
+        )
+        return None
     msg_id = _request_id(data)
     if isinstance(data, dict) and "id" in data and msg_id is None:
         log.warning("ignoring a message whose id is neither a number nor a string")
@@ -241,6 +306,38 @@ def _answer_error(protocol: Any, msg_id: int | str, error: Any) -> None:
     protocol._send_response(msg_id, error=ResponseError(code=error.code, message=error.message))
 
 
+def _error(msg_id: int | str | None, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
+
+
+def _send_raw(protocol: Any, message: dict[str, Any]) -> None:
+    """Send a message as it is (pygls's own types drop a null id, which JSON-RPC requires)."""
+    protocol._send_data(message)
+
+
+def report_dropped(protocol: Any, frame: DroppedFrame) -> None:
+    """Tell the client about a frame too large to read: an error for its request, if it was
+    one, and a message the user sees (a document opened that way gets no suggestions)."""
+    size = f"{frame.length / 2**20:.0f} MiB (the limit is {MAX_BODY_BYTES // 2**20} MiB)"
+    what = frame.method or "a message"
+    if frame.uri:
+        what += f" for {frame.uri}"
+    request_id = frame.request_id
+    if request_id is not None and frame.method is not None:
+        _send_raw(protocol, _error(request_id, int(ErrorCodes.InvalidRequest), f"{what} is {size}"))
+    text = f"llamacode ignored {what}: it is {size}."
+    if frame.method == TEXT_DOCUMENT_DID_OPEN:
+        text += " That document gets no completions or chat context."
+    _send_raw(
+        protocol,
+        {
+            "jsonrpc": "2.0",
+            "method": WINDOW_SHOW_MESSAGE,
+            "params": {"type": int(MessageType.Warning), "message": text},
+        },
+    )
+
+
 async def run(
     server: Any, read: Callable[[], Awaitable[bytes]], stop: threading.Event | None = None
 ) -> None:
@@ -278,6 +375,8 @@ async def run(
             if future is not None:
                 pending.add(future)
                 future.add_done_callback(finished)
+        for frame in parser.take_dropped():
+            report_dropped(server.protocol, frame)
         if len(pending) >= MAX_PENDING_REQUESTS:
             room.clear()
 

@@ -86,7 +86,9 @@ class RawServer:
                 self.malformed.append(body)
                 continue
             if isinstance(message, dict) and "id" in message:
-                if not isinstance(message["id"], int | str):
+                # JSON-RPC answers a frame whose id cannot be read with an error of id null.
+                null_id_error = message["id"] is None and "error" in message
+                if not isinstance(message["id"], int | str) and not null_id_error:
                     self.malformed.append(body)  # the server must not echo such an id
                     continue
                 if "method" in message:
