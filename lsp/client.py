@@ -153,14 +153,19 @@ class LspClient:
         self.notify("initialized", {})
         return result
 
-    def wait_for_model(self, timeout: float = 120.0) -> dict[str, Any]:
-        """Poll ``llamacode/stats`` until the model is loaded (or failed)."""
+    def wait_for_model(self, timeout: float = 300.0, *, until_all: bool = False) -> dict[str, Any]:
+        """Poll ``llamacode/stats`` until the model is loaded (or failed); with ``until_all``,
+        also until the model for explicit requests has loaded."""
         deadline = time.monotonic() + timeout
         while True:
             stats = self.request("llamacode/stats")
-            if stats["model"]["state"] in ("ready", "failed") or time.monotonic() > deadline:
+            model = stats["model"]
+            done = model["state"] == "failed" or (
+                model["state"] == "ready" and not (until_all and model.get("loading_more"))
+            )
+            if done or time.monotonic() > deadline:
                 return stats
-            time.sleep(0.02)
+            time.sleep(0.05)
 
     def close(self) -> int:
         """shutdown + exit, then wait for the process."""

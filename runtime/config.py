@@ -45,6 +45,10 @@ class EngineConfig:
     type_v: str | None = None
     kv_overrides: dict[str, bool | int | float | str] = field(default_factory=dict)
     seed: int = 0
+    # Reuse runs of at least this many cached tokens found past the first difference from the
+    # previous prompt, moved into place by a KV position shift (llama-server's --cache-reuse);
+    # 0 keeps only the common prefix. See runtime.kv_reuse.
+    cache_reuse_min_chunk: int = 16
     check_memory: bool = True
     # Try the file in a child process first, so a crash inside llama.cpp cannot take a
     # long-lived process (the language server) down.
@@ -64,5 +68,3 @@ class GenerationConfig:
     seed: int = 0
     stop: tuple[str, ...] = ()
     fim_mode: FimMode | None = None
-    single_line: bool = False
-    stop_at_dedent: bool = True

@@ -18,75 +18,40 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from runtime.config import EngineConfig, GenerationConfig
+from runtime.context import LineTokenCounter, comment_block
 from runtime.errors import ConfigError, LlamacodeError
-from runtime.fim import FimMode, fim_layout, prefix_only_layout
+from runtime.fim import FimMode, FimTokens, fim_layout, prefix_only_layout, repo_head
+from runtime.kv_reuse import ReusePlan, plan_reuse, shift_order
 from runtime.loader import LoadPlan, load_llama
 from runtime.model_facts import ModelFacts, read_facts
 from runtime.probe import probe_model
 from runtime.sampling import Sampler
-from runtime.stops import cursor_indent, dedent_cut, stop_string_cut
+from runtime.stops import stop_string_cut
 from runtime.template import CHATML_TEMPLATE, LLAMA2_TEMPLATE, render_chat
+from runtime.types import CancelToken, ContextFile, EngineStats, Generation
 
 log = logging.getLogger("llamacode.runtime")
+
+# A rule that ends generated text early: given the text so far and whether generation has
+# finished, the index to cut at and why, or None.
+Cut = Callable[[str, bool], tuple[int, str] | None]
+
+# The sequence that holds reused chunks while the tokens before them are evaluated: llama.cpp
+# only accepts a batch for a sequence right after that sequence's last cached position.
+_PARKED_SEQ = 1
 
 # Prepended to text that must be tokenized without sentencepiece's implicit leading space
 # (Code Llama's reference does the same with this character), then cut off again.
 _NOSPACE_SENTINELS = ("☺", "\u2063", "§")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class CancelToken:
-    """A flag the caller sets to stop a request; checked before and during generation."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-
-@dataclass
-class Generation:
-    """One request's result and what it cost."""
-
-    text: str
-    stop_reason: str
-    prompt_tokens: int = 0
-    evaluated_tokens: int = 0
-    reused_tokens: int = 0
-    generated_tokens: int = 0
-    ttft_s: float = 0.0
-    elapsed_s: float = 0.0
-    prompt_mode: str = ""
-
-
-@dataclass
-class EngineStats:
-    """Cumulative counters since the model was loaded (benchmarks read these)."""
-
-    requests: int = 0
-    cancelled_before_start: int = 0
-    cancelled: int = 0
-    prompt_tokens: int = 0
-    evaluated_tokens: int = 0
-    reused_tokens: int = 0
-    generated_tokens: int = 0
-    generation_s: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -129,6 +94,8 @@ class Engine:
         self._stop_ids = self._eot_ids | ({facts.eos} if facts.eos is not None else set())
         self._nospace = self._find_nospace_sentinel()
         self._said_prefix_only = False
+        # Per-line token counts, remembered: a keystroke re-tokenizes one line.
+        self.count_line = LineTokenCounter(self.count_tokens)
 
     @classmethod
     def load(cls, path: str | Path, config: EngineConfig | None = None) -> Engine:
@@ -207,33 +174,50 @@ class Engine:
         self,
         prefix: str,
         suffix: str,
-        extra_context: Sequence[str] = (),
+        context: Sequence[ContextFile] = (),
         config: GenerationConfig | None = None,
         cancel: CancelToken | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> Generation:
-        """Write what goes between ``prefix`` and ``suffix`` (prefix-only without FIM tokens)."""
+        """The model's raw middle between ``prefix`` and ``suffix`` (prefix-only without FIM
+        tokens), ended only by control tokens, stop strings and limits. Editors, the CLI and
+        the evaluations use :func:`runtime.suggest.suggest`, which adds the trim rules."""
         config = config or GenerationConfig()
-        ids, mode = self.infill_prompt(prefix, suffix, extra_context, config)
-        indent = cursor_indent(prefix) if config.stop_at_dedent else None
-        return self._generate(ids, config, cancel, on_text, mode, indent)
+        ids, mode = self.infill_prompt(prefix, suffix, context, config)
+        return self._generate(ids, config, cancel, on_text, mode, None)
+
+    def generate(
+        self,
+        ids: list[int],
+        config: GenerationConfig | None = None,
+        cancel: CancelToken | None = None,
+        on_text: Callable[[str], None] | None = None,
+        *,
+        cut: Cut | None = None,
+        mode: str = "ids",
+    ) -> Generation:
+        """Continue the prompt ``ids``; ``cut(text, final)`` may end the text early."""
+        return self._generate(ids, config or GenerationConfig(), cancel, on_text, mode, cut)
 
     def infill_prompt(
         self,
         prefix: str,
         suffix: str,
-        extra_context: Sequence[str] = (),
+        context: Sequence[ContextFile] = (),
         config: GenerationConfig | None = None,
+        path: str = "",
     ) -> tuple[list[int], str]:
         """The prompt ids for an infill request, and its layout ("psm", "spm", "prefix-only").
 
-        ``extra_context`` (e.g. other open files) goes before the prefix, so it stays at
-        the prompt's stable start. Too long a prompt keeps the end of the prefix and the
-        start of the suffix.
+        ``context`` (pieces of other files) goes first, so it stays at the prompt's stable
+        start: in the model's repository-level form when its vocabulary has one (``path``
+        names the file being edited there), else as comment-headed code before the prefix.
+        Too long a prompt keeps the end of the prefix and the start of the suffix.
         """
         config = config or GenerationConfig()
         fim = self.facts.fim
-        head = "".join(extra_context)
+        repo_level = fim is not None and fim.file_sep is not None and bool(context or path)
+        head = "" if repo_level else "".join(comment_block(c) for c in context)
         if fim is None:
             if not self._said_prefix_only:
                 log.info(
@@ -250,13 +234,33 @@ class Engine:
                 f"use one of: {', '.join(m.value for m in fim.modes)}"
             )
         budget = self._prompt_budget(config, reserve=4)
+        repo_ids = self._repo_head(fim, context, path) if repo_level else []
+        budget = max(budget - len(repo_ids), 16)
         prefix_ids = self.tokenize(head + prefix)
         suffix_ids = self.tokenize_nospace(suffix)
         # The suffix gets at most a quarter of the budget unless the prefix leaves room.
         suffix_keep = min(len(suffix_ids), max(budget // 4, budget - len(prefix_ids)))
         prefix_keep = min(len(prefix_ids), budget - suffix_keep)
         kept_prefix = prefix_ids[len(prefix_ids) - prefix_keep :]
-        return fim_layout(fim, kept_prefix, suffix_ids[:suffix_keep], mode), mode.value
+        ids = fim_layout(fim, kept_prefix, suffix_ids[:suffix_keep], mode)
+        if repo_ids:
+            start = 1 if fim.bos is not None and ids[:1] == [fim.bos] else 0
+            ids[start:start] = repo_ids
+        return ids, mode.value
+
+    def _repo_head(self, fim: FimTokens, context: Sequence[ContextFile], path: str) -> list[int]:
+        """``<|repo_name|>`` and one ``<|file_sep|>path`` block per file, as the model was
+        trained on repositories (the repository is named by the edited file's folder)."""
+        name = PurePosixPath(path).parent.name or "workspace"
+        files = [
+            (self.tokenize_nospace(f"{c.path}\n"), self.tokenize_nospace(c.text)) for c in context
+        ]
+        return repo_head(
+            fim,
+            self.tokenize_nospace(f"{name}\n"),
+            files,
+            self.tokenize_nospace(f"{path or 'untitled'}\n"),
+        )
 
     def chat(
         self,
@@ -344,7 +348,7 @@ class Engine:
         cancel: CancelToken | None,
         on_text: Callable[[str], None] | None,
         mode: str,
-        min_indent: int | None,
+        cut: Cut | None,
     ) -> Generation:
         with self._lock:
             self.stats.requests += 1
@@ -353,7 +357,7 @@ class Engine:
                 self.stats.cancelled += 1
                 return Generation("", "cancelled", prompt_tokens=len(ids), prompt_mode=mode)
             try:
-                result = self._run_locked(ids, config, cancel, on_text, mode, min_indent)
+                result = self._run_locked(ids, config, cancel, on_text, mode, cut)
             except LlamacodeError:
                 raise
             except RuntimeError as exc:
@@ -376,29 +380,24 @@ class Engine:
         cancel: CancelToken | None,
         on_text: Callable[[str], None] | None,
         mode: str,
-        min_indent: int | None,
+        cut_rule: Cut | None,
     ) -> Generation:
         start = time.monotonic()
         deadline = start + config.time_budget_s if config.time_budget_s else None
         llm = self._llm
-        reused = self._reuse_prefix(ids)
-        evaluated = 0
-        for i in range(reused, len(ids), llm.n_batch):
-            if cancel is not None and cancel.cancelled:
-                return Generation(
-                    "",
-                    "cancelled",
-                    len(ids),
-                    evaluated,
-                    reused,
-                    0,
-                    0.0,
-                    time.monotonic() - start,
-                    mode,
-                )
-            batch = ids[i : i + llm.n_batch]
-            llm.eval(batch)
-            evaluated += len(batch)
+        reused, evaluated = self._eval_prompt(ids, cancel)
+        if reused + evaluated < len(ids):
+            return Generation(
+                "",
+                "cancelled",
+                len(ids),
+                evaluated,
+                reused,
+                0,
+                0.0,
+                time.monotonic() - start,
+                mode,
+            )
 
         sampler = Sampler(config.temperature, config.top_k, config.top_p, config.seed)
         decoder = _Decoder(self._piece)
@@ -407,6 +406,7 @@ class Engine:
         generated = 0
         ttft = 0.0
         reason = "max_tokens"
+        was_cut = False
         hold = max((len(s) for s in config.stop), default=1) - 1
         while generated < config.max_tokens:
             if cancel is not None and cancel.cancelled:
@@ -422,14 +422,17 @@ class Engine:
             if token in self._stop_ids or self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
                 reason = "eot" if token in self._eot_ids else "eos"
                 break
+            if self._llama_cpp.llama_vocab_is_control(self._vocab, token):
+                reason = "control"  # e.g. <|fim_prefix|> or <|im_start|>: a new section
+                break
             text += decoder.push(token)
-            cut, why = self._cut(text, config, min_indent, final=False)
+            cut, why = self._cut(text, config, cut_rule, final=False)
             if cut is not None:
-                text, reason = text[:cut], why
+                text, reason, was_cut = text[:cut], why, True
                 break
             safe = len(text) - hold
-            if min_indent is not None:
-                # The last newline may yet become the cut before a dedented line.
+            if cut_rule is not None:
+                # The last line may yet be cut (a dedent, a fence, the suffix's next line).
                 safe = min(safe, max(text.rfind("\n"), 0))
             if on_text is not None and safe > emitted:
                 on_text(text[emitted:safe])
@@ -437,10 +440,10 @@ class Engine:
             if llm.n_tokens >= self.n_ctx:
                 reason = "context"
                 break
-            llm.eval([token])
-        if reason not in ("newline", "dedent", "stop"):
+            self._eval_at([token], llm.n_tokens, outputs=1)
+        if not was_cut:
             text += decoder.flush()
-            cut, why = self._cut(text, config, min_indent, final=True)
+            cut, why = self._cut(text, config, cut_rule, final=True)
             if cut is not None:
                 text, reason = text[:cut], why
         if on_text is not None and len(text) > emitted:
@@ -458,34 +461,88 @@ class Engine:
         )
 
     def _cut(
-        self, text: str, config: GenerationConfig, min_indent: int | None, final: bool
+        self, text: str, config: GenerationConfig, rule: Cut | None, final: bool
     ) -> tuple[int | None, str]:
         cuts: list[tuple[int, str]] = []
         stop = stop_string_cut(text, config.stop)
         if stop is not None:
             cuts.append((stop, "stop"))
-        if config.single_line:
-            newline = text.find("\n", 1 if text.startswith("\n") else 0)
-            if newline != -1:
-                cuts.append((newline, "newline"))
-        if min_indent is not None:
-            dedent = dedent_cut(text + "\n" if final else text, min_indent)
-            if dedent is not None:
-                cuts.append((dedent, "dedent"))
+        if rule is not None:
+            found = rule(text, final)
+            if found is not None:
+                cuts.append(found)
         return min(cuts) if cuts else (None, "")
 
-    def _reuse_prefix(self, ids: list[int]) -> int:
-        """Keep the KV cache for the longest common prefix; return how many tokens that is."""
+    def _eval_prompt(self, ids: list[int], cancel: CancelToken | None) -> tuple[int, int]:
+        """Bring the KV cache to ``ids``; return (tokens reused, tokens evaluated).
+
+        Reused chunks wait in a side sequence while the tokens before each are evaluated,
+        then join the prompt's sequence. Fewer than ``len(ids)`` in all means cancelled.
+        """
         llm = self._llm
-        n = min(llm.n_tokens, len(ids) - 1)
-        if n <= 0:
-            llm.n_tokens = 0
-            return 0
-        cached = llm.input_ids[:n]
-        diff = np.flatnonzero(cached != np.asarray(ids[:n], dtype=cached.dtype))
-        common = int(diff[0]) if diff.size else n
-        llm.n_tokens = common
-        return common
+        lc = self._llama_cpp
+        plan = self._reuse_prefix(ids)
+        pending = list(plan.chunks)
+        reused, evaluated = plan.prefix, 0
+        try:
+            for start, end in plan.gaps():
+                while pending and pending[0].prompt < start:
+                    chunk = pending.pop(0)
+                    stop = chunk.prompt + chunk.length
+                    lc.llama_memory_seq_cp(self._memory(), _PARKED_SEQ, 0, chunk.prompt, stop)
+                    llm.input_ids[chunk.prompt : stop] = ids[chunk.prompt : stop]
+                    llm.n_tokens = stop
+                    reused += chunk.length
+                for i in range(start, end, llm.n_batch):
+                    if cancel is not None and cancel.cancelled:
+                        return reused, evaluated
+                    batch = ids[i : min(i + llm.n_batch, end)]
+                    self._eval_at(batch, i, outputs=1 if i + len(batch) == len(ids) else 0)
+                    evaluated += len(batch)
+        finally:
+            lc.llama_memory_seq_rm(self._memory(), _PARKED_SEQ, -1, -1)
+        return reused, evaluated
+
+    def _reuse_prefix(self, ids: list[int]) -> ReusePlan:
+        """Keep the cached tokens ``ids`` shares: the common prefix in place, later chunks
+        (``cache_reuse_min_chunk``) parked, already shifted to their new positions."""
+        llm = self._llm
+        lc = self._llama_cpp
+        memory = self._memory()
+        min_chunk = self.config.cache_reuse_min_chunk
+        if min_chunk > 0 and not lc.llama_memory_can_shift(memory):
+            min_chunk = 0
+        plan = plan_reuse(llm.input_ids[: llm.n_tokens].tolist(), ids, min_chunk)
+        for chunk in plan.chunks:
+            end = chunk.cached + chunk.length
+            lc.llama_memory_seq_cp(memory, 0, _PARKED_SEQ, chunk.cached, end)
+        lc.llama_memory_seq_rm(memory, 0, plan.prefix, -1)
+        for chunk in shift_order(plan.chunks):
+            end = chunk.cached + chunk.length
+            lc.llama_memory_seq_add(memory, _PARKED_SEQ, chunk.cached, end, chunk.shift)
+        llm.n_tokens = plan.prefix
+        return plan
+
+    def _eval_at(self, tokens: Sequence[int], pos: int, outputs: int) -> None:
+        """Evaluate ``tokens`` at positions ``pos..``, with logits for the last ``outputs``."""
+        llm = self._llm
+        batch = llm._batch.batch
+        n = len(tokens)
+        batch.n_tokens = n
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = pos + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = i >= n - outputs
+        status = self._llama_cpp.llama_decode(llm._ctx.ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+        llm.input_ids[pos : pos + n] = tokens
+        llm.n_tokens = pos + n
+
+    def _memory(self) -> Any:
+        return self._llama_cpp.llama_get_memory(self._llm._ctx.ctx)
 
     def _last_logits(self) -> np.ndarray:
         ptr = self._llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)

@@ -50,6 +50,9 @@ class FimTokens:
     mid: int | None
     eot: int | None = None
     bos: int | None = None
+    # Repository-level context (Qwen2.5-Coder): ``<|repo_name|>`` and ``<|file_sep|>``.
+    repo_name: int | None = None
+    file_sep: int | None = None
 
     @property
     def modes(self) -> tuple[FimMode, ...]:
@@ -65,6 +68,8 @@ class _FamilyPieces:
     suf: tuple[str, ...]
     mid: tuple[str, ...]
     eot: tuple[str, ...]
+    repo_name: tuple[str, ...] = ()
+    file_sep: tuple[str, ...] = ()
 
 
 # Token texts per family, in the spelling the GGUF vocabulary stores them.
@@ -83,6 +88,8 @@ FAMILY_PIECES: Mapping[FimFamily, _FamilyPieces] = {
         ("<|fim_suffix|>",),
         ("<|fim_middle|>",),
         ("<|endoftext|>", "<|fim_pad|>"),
+        ("<|repo_name|>",),
+        ("<|file_sep|>",),
     ),
     FimFamily.DEEPSEEK: _FamilyPieces(
         ("<｜fim▁begin｜>",),
@@ -114,6 +121,26 @@ def fim_layout(
     return [*head, tokens.pre, *prefix_ids, tokens.suf, *suffix_ids, tokens.mid]
 
 
+def repo_head(
+    tokens: FimTokens,
+    repo_ids: Sequence[int],
+    files: Sequence[tuple[Sequence[int], Sequence[int]]],
+    path_ids: Sequence[int],
+) -> list[int]:
+    """The repository-level preamble that goes before the FIM part of the prompt.
+
+    ``<|repo_name|>name\n`` then, per other file, ``<|file_sep|>path\ncontent`` (``files``
+    holds the ids of ``path\n`` and of the content), then ``<|file_sep|>path\n`` of the file
+    being edited. Only for vocabularies with both tokens (see :attr:`FimTokens.repo_name`).
+    """
+    if tokens.repo_name is None or tokens.file_sep is None:
+        raise ValueError(f"{tokens.family.value} FIM tokens have no repository-level form")
+    head = [tokens.repo_name, *repo_ids]
+    for file_path_ids, content_ids in files:
+        head += [tokens.file_sep, *file_path_ids, *content_ids]
+    return [*head, tokens.file_sep, *path_ids]
+
+
 def prefix_only_layout(prefix_ids: Sequence[int], bos: int | None) -> list[int]:
     """Prompt for a model without FIM tokens: it can only continue the prefix."""
     return ([bos] if bos is not None else []) + list(prefix_ids)
@@ -139,17 +166,30 @@ def detect_fim(
     """
     if pre is not None and suf is not None:
         family = _family_of(token_text(pre) or "")
-        if eot is None and family in FAMILY_PIECES:
-            eot = _first_id(token_id, FAMILY_PIECES[family].eot)
-        return FimTokens(family, pre, suf, mid, eot if eot is not None else eos, bos)
+        pieces = FAMILY_PIECES.get(family)
+        if eot is None and pieces is not None:
+            eot = _first_id(token_id, pieces.eot)
+        repo, sep = _repo_ids(token_id, pieces)
+        return FimTokens(family, pre, suf, mid, eot if eot is not None else eos, bos, repo, sep)
     for family, pieces in FAMILY_PIECES.items():
         ids = [_first_id(token_id, texts) for texts in (pieces.pre, pieces.suf, pieces.mid)]
         needs_mid = family is not FimFamily.CODESTRAL
         if ids[0] is None or ids[1] is None or (needs_mid and ids[2] is None):
             continue
         eot_id = eot if eot is not None else _first_id(token_id, pieces.eot)
-        return FimTokens(family, ids[0], ids[1], ids[2], eot_id if eot_id is not None else eos, bos)
+        eot_id = eot_id if eot_id is not None else eos
+        repo, sep = _repo_ids(token_id, pieces)
+        return FimTokens(family, ids[0], ids[1], ids[2], eot_id, bos, repo, sep)
     return None
+
+
+def _repo_ids(
+    token_id: Callable[[str], int | None], pieces: _FamilyPieces | None
+) -> tuple[int | None, int | None]:
+    if pieces is None:
+        return None, None
+    repo, sep = _first_id(token_id, pieces.repo_name), _first_id(token_id, pieces.file_sep)
+    return (repo, sep) if repo is not None and sep is not None else (None, None)
 
 
 def _family_of(text: str) -> FimFamily:

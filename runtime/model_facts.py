@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.catalog import measured_fim_mode
 from runtime.errors import InvalidModelError
 from runtime.fim import FimMode, FimTokens, detect_fim
 from runtime.gguf_file import GGUFHeader, read_header
@@ -36,8 +37,10 @@ FILE_TYPES = {
     18: "Q6_K",
     32: "BF16",
 }
+# llama.cpp's LLAMA_MAX_LAYERS: it aborts the whole process (GGML_ASSERT) on a file that
+# declares more layers, so a file claiming more is refused here, with a message.
+MAX_LAYERS = 512
 # Beyond any published model; a file claiming more is hostile or broken.
-MAX_LAYERS = 1024
 MAX_EMBD = 1 << 17
 MAX_CONTEXT = 1 << 24
 # The tensors of layer N are named blk.N.* (gguf-py's TENSOR_NAMES).
@@ -75,9 +78,13 @@ class ModelFacts:
 
     @property
     def default_fim_mode(self) -> FimMode | None:
-        """SPM where the family was trained with it (keeps the KV cache warm while typing)."""
+        """The layout measured best for a catalog model; else SPM where the family was
+        trained with it (typing only appends to the prompt, so the KV cache stays warm)."""
         if self.fim is None:
             return None
+        measured = measured_fim_mode(self.path.name, self.size_bytes)
+        if measured is not None:
+            return measured
         modes = self.fim.modes
         if FimMode.SPM in modes and self.fim.family.value in (
             "codellama",
@@ -156,8 +163,8 @@ def check_metadata(header: GGUFHeader) -> None:
 def check_layers(header: GGUFHeader) -> None:
     """Refuse a file whose declared layer count does not match its layers' tensors.
 
-    llama.cpp aborts the whole process, with no error to report, on a file that declares
-    layers it has no tensors for; every verb that loads a model reads its facts first.
+    llama.cpp would only say that the model failed to load; every verb that loads a model
+    reads its facts first, so the user learns why before llama.cpp reads the file.
     """
     declared = header.arch_key(Keys.LLM.BLOCK_COUNT)
     layers = set()

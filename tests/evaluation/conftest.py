@@ -25,10 +25,10 @@ def judge() -> Judge:
 @pytest.fixture
 def add_problem() -> FimProblem:
     """The tiny scripted Code Llama model fills this in correctly (' return x + y')."""
-    return FimProblem("tiny/add", "def add(x, y):\n   ", "\n", " return x + y", ADD_TEST, "add")
+    return FimProblem("tiny/add", "def add(x, y):", "\n", " return x + y", ADD_TEST, "add")
 
 
 @pytest.fixture
 def sub_problem() -> FimProblem:
     """Same prompt, but the tests want subtraction: the model's ' return x + y' is wrong."""
-    return FimProblem("tiny/sub", "def sub(x, y):\n   ", "\n", " return x - y", SUB_TEST, "sub")
+    return FimProblem("tiny/sub", "def sub(x, y):", "\n", " return x - y", SUB_TEST, "sub")

@@ -9,10 +9,11 @@ import math
 import pytest
 
 from runtime.cli import main
-from runtime.config import EngineConfig
+from runtime.config import EngineConfig, GenerationConfig
 from runtime.engine import Engine
+from tests.evaluation.conftest import ADD_TEST as ADD
 from tests.evaluation.conftest import EVALS
-from training.evaluation.data import load_fim_problems
+from training.evaluation.data import FimProblem, load_fim_problems
 from training.evaluation.errors import DataFormatError, EvaluationError
 from training.evaluation.execution import Judge
 from training.evaluation.fim_exec import FimExecConfig, evaluate_fim, judge_middle
@@ -41,7 +42,7 @@ def test_wrong_middle_fails_with_the_assertion_as_detail(judge, add_problem):
 
 
 def test_infinite_loop_is_a_timeout_failure(judge, add_problem):
-    verdict = judge_middle(judge, add_problem, " while True:\n        pass")
+    verdict = judge_middle(judge, add_problem, "\n    while True:\n        pass")
     assert verdict.outcome == "timeout"
     assert not verdict.passed
 
@@ -157,3 +158,21 @@ def test_unknown_mode_is_a_config_error(tiny_engine, judge, add_problem):
 
     with pytest.raises(ConfigError, match="unknown FIM mode"):
         evaluate_fim(tiny_engine, [add_problem], judge, FimExecConfig(modes=("pms",)), False)
+
+
+def test_the_score_is_of_the_suggestion_shown_not_of_the_raw_output(tmp_path, cl_vocab, judge):
+    from tests.fixtures.gguf_models import chain, write_tiny_gguf
+
+    v = cl_vocab
+    # " x + y" and then, as instruction-tuned models do, more code at the top level.
+    middle = [v.id("▁x"), v.id("▁+"), v.id("▁y")]
+    script = chain([*middle, v.id("<0x0A>"), v.id("def"), v.id("▁f"), v.id("▁(")])
+    model = write_tiny_gguf(tmp_path / "chatty.gguf", v, script=script, default_next=middle[0])
+    engine = Engine.load(model, EngineConfig(n_ctx=512, n_threads=1))
+    add = FimProblem("chatty/add", "def add(x, y):\n    return", "\n", " x + y", ADD, "add")
+    summary, details = evaluate_fim(engine, [add], judge, FimExecConfig(modes=("psm",)), False)
+    assert details[0]["middle"] == " x + y" and details[0]["stop_reason"] == "dedent"
+    raw = engine.infill(add.prompt, add.suffix, config=GenerationConfig(max_tokens=12)).text
+    assert raw.startswith(" x + y\ndef f (")
+    assert not judge_middle(judge, add, raw).passed  # the raw output does not even compile
+    assert summary["modes"]["psm"]["pass@1"] == 1.0

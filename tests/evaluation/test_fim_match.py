@@ -100,10 +100,10 @@ def test_exact_match_and_edit_similarity():
 
 def test_match_scores_per_language_and_kind(codellama_gguf):
     right = FimTask(
-        "t/right", "python", "single-line", "a.py", "def add(x, y):\n   ", "return x + y", "\n"
+        "t/right", "python", "single-line", "a.py", "def add(x, y):", " return x + y", "\n"
     )
     wrong = FimTask(
-        "t/wrong", "python", "single-line", "a.py", "def mul(x, y):\n   ", "return x * y", "\n"
+        "t/wrong", "python", "single-line", "a.py", "def mul(x, y):", " return x * y", "\n"
     )
     engine = Engine.load(codellama_gguf, EngineConfig(n_ctx=512, n_threads=1))
     try:

@@ -1,4 +1,5 @@
-"""The server on the embedded default model (SmolLM2, no FIM tokens), and model loading."""
+"""The server on real models: the default pair (Qwen2.5-Coder 0.5B while typing, 1.5B when
+asked), the smallest catalog model (SmolLM2, no FIM tokens), and model loading."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from runtime.catalog import QWEN_05B, QWEN_15B
 from tests.lsp.conftest import SERVER, plain, start, stats, wait_for_model
 
 pytestmark = pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")
@@ -27,9 +29,23 @@ SOURCE = (
 
 
 @pytest_lsp.fixture(config=SERVER)
-async def smol(lsp_client: LanguageClient, tmp_path: Path):
-    options = {"temperature": 0, "alternatives": 3, "alternativeTemperature": 1.0}
+async def smol(lsp_client: LanguageClient, tmp_path: Path, default_model: Path):
+    options = {
+        "modelPath": str(default_model),
+        "trusted": True,
+        "temperature": 0,
+        "alternatives": 3,
+        "alternativeTemperature": 1.0,
+    }
     await start(lsp_client, "vscode", options, tmp_path)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def defaults(lsp_client: LanguageClient, tmp_path: Path):
+    """A server on the default models, as `make run` installs them."""
+    await start(lsp_client, "vscode", {"temperature": 0}, tmp_path)
     yield
     await lsp_client.shutdown_session()
 
@@ -78,7 +94,28 @@ async def test_invoked_completion_offers_alternatives(smol: LanguageClient, tmp_
     assert answer["engine"]["requests"] == 3
 
 
-async def test_chat_answers_with_the_default_model(smol: LanguageClient):
+@pytest.mark.slow
+async def test_the_default_models_fill_the_middle_while_typing_and_when_asked(
+    defaults: LanguageClient, tmp_path: Path
+):
+    uri = (tmp_path / "files.py").as_uri()
+    open_source(defaults, uri)
+    typed = await complete_at_body(defaults, uri, types.InlineCompletionTriggerKind.Automatic)
+    answer = await stats(defaults)
+    assert Path(answer["model"]["roles"]["typing"]).name == QWEN_05B.file_name
+    assert typed.items and "open(path" in typed.items[0].insert_text
+    for _ in range(3000):
+        if not answer["model"]["loading_more"]:
+            break
+        await asyncio.sleep(0.05)
+        answer = await stats(defaults)
+    assert Path(answer["model"]["roles"]["asked"]).name == QWEN_15B.file_name
+    asked = await complete_at_body(defaults, uri, types.InlineCompletionTriggerKind.Invoked)
+    assert asked.items and all(item.insert_text.strip() for item in asked.items)
+    assert "open(path" in asked.items[0].insert_text
+
+
+async def test_chat_answers_with_a_real_model(smol: LanguageClient):
     answer = plain(
         await smol.protocol.send_request_async(
             "llamacode/chat",

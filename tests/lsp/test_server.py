@@ -4,6 +4,8 @@ with the capabilities of VS Code and of Neovim; LSP specification warnings fail 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -378,3 +380,41 @@ async def test_full_document_change_replaces_the_text(client: LanguageClient, tm
     )
     result = await inline(client, uri, 1, 4)
     assert [item.insert_text for item in result.items] == [MIDDLE]
+
+
+async def test_the_cli_shows_what_the_server_shows(
+    client: LanguageClient, tmp_path: Path, multiline_gguf: Path
+):
+    source = tmp_path / "same.py"
+    source.write_text("def f():\n\ndef g():\n    return 1\n")
+    uri = source.as_uri()
+    open_doc(client, uri, source.read_text())
+    served = await inline(client, uri, 0, 8)
+    argv = ["complete", f"{source}:1:9", "--model", str(multiline_gguf), "--threads", "1"]
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert [item.insert_text for item in served.items] == [out.stdout.removesuffix("\n")]
+
+
+async def test_warming_at_an_idle_cursor_leaves_one_token_for_the_keystroke(
+    client: LanguageClient, tmp_path: Path
+):
+    uri = (tmp_path / "warm.py").as_uri()
+    open_doc(client, uri, "import os\n\n\ndef f():\n    \n")
+    position = {"line": 4, "character": 4}
+    client.protocol.notify("llamacode/warm", {"textDocument": {"uri": uri}, "position": position})
+    for _ in range(500):
+        answer = await stats(client)
+        if answer["warmed"]:
+            break
+        await asyncio.sleep(0.01)
+    assert answer["warmed"] == 1
+    before = answer["model"]["evaluated_tokens"]
+    result = await inline(client, uri, 4, 4)
+    assert [item.insert_text for item in result.items] == [MIDDLE]
+    assert (await stats(client))["model"]["evaluated_tokens"] - before <= 1

@@ -7,9 +7,12 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from runtime.config import GenerationConfig
+from runtime.catalog import QWEN_05B
+from runtime.config import EngineConfig, GenerationConfig
 from runtime.engine import Engine
 from runtime.fim import FimFamily, FimMode, FimTokens, detect_fim, fim_layout, prefix_only_layout
+from runtime.models import catalog_path
+from runtime.types import ContextFile
 from tests.fixtures.gguf_models import CODELLAMA_FIM, TinyVocab, codellama_vocab, write_tiny_gguf
 
 PRE, SUF, MID, EOT = (CODELLAMA_FIM[k] for k in ("pre", "suf", "mid", "eot"))
@@ -19,6 +22,14 @@ BOS = 1
 @pytest.fixture(scope="module")
 def engine(codellama_gguf: Path) -> Engine:
     return Engine.load(codellama_gguf)
+
+
+@pytest.fixture(scope="module")
+def qwen_05b() -> Path:
+    path = catalog_path(QWEN_05B)
+    if not path.is_file():
+        pytest.fail("run `llamacode models install qwen2.5-coder-0.5b` (make test does)")
+    return path
 
 
 def ids(vocab: TinyVocab, *pieces: str) -> list[int]:
@@ -125,3 +136,20 @@ def test_model_without_fim_tokens_infills_from_the_prefix_only(default_model: Pa
     prompt, mode = engine.infill_prompt("def add(a, b):\n", "\n")
     assert mode == "prefix-only"
     assert prompt == engine.tokenize("def add(a, b):\n")
+
+
+def test_qwen_prompts_name_other_files_in_its_repository_form(qwen_05b: Path):
+    engine = Engine.load(qwen_05b, EngineConfig(n_ctx=512, n_threads=1))
+    fim = engine.facts.fim
+    assert fim is not None and fim.repo_name is not None and fim.file_sep is not None
+    other = ContextFile("pkg/util.py", "def helper():\n    return 1\n")
+    prompt, _ = engine.infill_prompt(
+        "x = ", "\n", [other], GenerationConfig(fim_mode=FimMode.PSM), path="pkg/main.py"
+    )
+    text = engine._llm.detokenize(prompt, special=True).decode()
+    assert text == (
+        "<|repo_name|>pkg\n<|file_sep|>pkg/util.py\ndef helper():\n    return 1\n"
+        "<|file_sep|>pkg/main.py\n<|fim_prefix|>x = <|fim_suffix|>\n<|fim_middle|>"
+    )
+    plain, _ = engine.infill_prompt("x = ", "\n", config=GenerationConfig(fim_mode=FimMode.PSM))
+    assert plain[0] == fim.pre  # one file and no path: the plain FIM form

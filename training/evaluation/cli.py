@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.cli import load_engine
+from runtime.types import LINE_POLICIES, SuggestSettings
 
 DEFAULT_OUT = Path("out/eval")
 # Held-out code for the long-context prompts: parts of this interpreter's standard
@@ -51,11 +52,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=0, help="sampled completions per problem")
     p.add_argument("--k", default="1,10,100", help="pass@k values reported from samples")
     p.add_argument("--temperature", type=float, default=0.8, help="for sampled completions")
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument(
+        "--max-tokens", type=int, default=SuggestSettings().max_tokens, help="as the editor's"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="only the first N problems")
-    p.add_argument("--no-dedent-stop", action="store_true", help="do not stop at a dedent")
+    p.add_argument(
+        "--line-policy",
+        choices=LINE_POLICIES,
+        default=SuggestSettings().line_policy,
+        help="as the editor's setting",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
     common(p)
     p.set_defaults(func=_fim)
@@ -76,6 +83,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tasks", type=int)
     p.add_argument("--context-chars", type=int, default=2000)
     p.set_defaults(func=_build_tasks)
+
+    p = sub.add_parser(
+        "build-single-line", help="HumanEval single-line infilling tasks for `eval fim`"
+    )
+    p.add_argument("source", type=Path, help="HumanEval.jsonl(.gz)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="tasks.jsonl or .jsonl.gz")
+    p.add_argument("--every", type=int, default=1, help="keep every N-th task (deterministic)")
+    p.set_defaults(func=_build_single_line)
 
     p = sub.add_parser("key-retrieval", help="long-context key retrieval at depths 0/0.2/0.4")
     p.add_argument("--filler", nargs="+", type=Path, help="Python sources (default: stdlib)")
@@ -169,11 +184,10 @@ def _fim(args: argparse.Namespace) -> int:
         samples=args.samples,
         ks=_split(args.k, int),
         temperature=args.temperature,
-        top_p=args.top_p,
         max_tokens=args.max_tokens,
         seed=args.seed,
         limit=args.limit,
-        stop_at_dedent=not args.no_dedent_stop,
+        line_policy=args.line_policy,
     )
     judge = _judge(args.timeout)
     engine = load_engine(args)
@@ -230,6 +244,16 @@ def _build_tasks(args: argparse.Namespace) -> int:
     tasks = build_tasks(args.sources, config)
     write_tasks(tasks, args.output)
     print(f"wrote {len(tasks)} tasks to {args.output}")
+    return 0
+
+
+def _build_single_line(args: argparse.Namespace) -> int:
+    from training.evaluation.fim_tasks import write_tasks
+    from training.evaluation.single_line import build_single_line
+
+    problems = build_single_line(args.source, args.every)
+    path = write_tasks(problems, args.output)
+    print(f"wrote {len(problems)} tasks to {path}")
     return 0
 
 

@@ -1,8 +1,9 @@
 """HumanEval-infilling with execution: pass@1 (greedy) and pass@k (sampled), PSM and SPM.
 
-Each completion is judged by running ``prompt + middle + suffix + test + check(entry_point)``
-in the sandbox. A model without FIM tokens is evaluated once, in the engine's prefix-only
-mode, and the summary says so.
+Each middle is the suggestion an editor would show with the cursor between prompt and
+suffix (runtime.suggest: the same window, layout, stop and trim rules), judged by running
+``prompt + middle + suffix + test + check(entry_point)`` in the sandbox. A model without
+FIM tokens is evaluated once, in the engine's prefix-only mode, and the summary says so.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from runtime.config import GenerationConfig
 from runtime.errors import ConfigError
 from runtime.fim import FimMode
+from runtime.suggest import suggest
+from runtime.types import SuggestRequest, SuggestSettings
 from training.evaluation.data import FimProblem
 from training.evaluation.execution import Judge, Verdict, fim_program
 from training.evaluation.passk import mean_pass_at_k
@@ -31,11 +33,10 @@ class FimExecConfig:
     samples: int = 0
     ks: tuple[int, ...] = (1, 10, 100)
     temperature: float = 0.8
-    top_p: float = 0.95
-    max_tokens: int = 256
+    max_tokens: int = SuggestSettings().max_tokens
     seed: int = 0
     limit: int | None = None
-    stop_at_dedent: bool = True
+    line_policy: str = SuggestSettings().line_policy
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,23 +65,23 @@ def effective_modes(engine: Any, requested: Sequence[str]) -> list[str]:
     return modes
 
 
-def _generation(config: FimExecConfig, mode: str, sample: int | None) -> GenerationConfig:
-    fim_mode = None if mode == "prefix-only" else FimMode(mode)
-    if sample is None:
-        return GenerationConfig(
-            max_tokens=config.max_tokens,
-            temperature=0.0,
-            seed=config.seed,
-            fim_mode=fim_mode,
-            stop_at_dedent=config.stop_at_dedent,
-        )
-    return GenerationConfig(
+def suggested_middle(engine: Any, prompt: str, suffix: str, settings: SuggestSettings) -> Any:
+    """The suggestion shown with the cursor between ``prompt`` and ``suffix`` ("" if none),
+    and the first model call behind it."""
+    result = suggest(engine, SuggestRequest(prompt + suffix, len(prompt)), settings)
+    first = result.generations[0] if result.generations else None
+    return (result.texts[0] if result.texts else ""), first
+
+
+def _settings(config: FimExecConfig, mode: str, sample: int | None) -> SuggestSettings:
+    """The editor's settings, with no time budget (a loaded machine must not change scores)."""
+    return SuggestSettings(
         max_tokens=config.max_tokens,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        seed=config.seed + 1 + sample,
-        fim_mode=fim_mode,
-        stop_at_dedent=config.stop_at_dedent,
+        time_budget_s=None,
+        line_policy=config.line_policy,
+        temperature=0.0 if sample is None else config.temperature,
+        fim_mode=None if mode == "prefix-only" else FimMode(mode),
+        seed=config.seed if sample is None else config.seed + 1 + sample,
     )
 
 
@@ -105,19 +106,19 @@ def evaluate_fim(
             greedy_passed = 0
             outcomes: Counter[str] = Counter()
             for problem in problems:
-                gen = engine.infill(
-                    problem.prompt, problem.suffix, config=_generation(config, mode, None)
+                middle, gen = suggested_middle(
+                    engine, problem.prompt, problem.suffix, _settings(config, mode, None)
                 )
-                verdict = judge_middle(judge, problem, gen.text)
+                verdict = judge_middle(judge, problem, middle)
                 bar.update(1)
                 greedy_passed += verdict.passed
                 outcomes[verdict.outcome] += 1
                 correct = 0
                 for s in range(config.samples):
-                    sampled = engine.infill(
-                        problem.prompt, problem.suffix, config=_generation(config, mode, s)
+                    sampled, _ = suggested_middle(
+                        engine, problem.prompt, problem.suffix, _settings(config, mode, s)
                     )
-                    correct += judge_middle(judge, problem, sampled.text).passed
+                    correct += judge_middle(judge, problem, sampled).passed
                     bar.update(1)
                 if config.samples:
                     counts.append((config.samples, correct))
@@ -125,12 +126,14 @@ def evaluate_fim(
                     {
                         "task_id": problem.task_id,
                         "mode": mode,
-                        "prompt_mode": gen.prompt_mode,
+                        "prompt_mode": gen.prompt_mode if gen else "",
                         "passed": verdict.passed,
                         "outcome": verdict.outcome,
                         "detail": verdict.detail,
-                        "middle": gen.text,
-                        "stop_reason": gen.stop_reason,
+                        "middle": middle,
+                        "raw": gen.text if gen else "",
+                        "stop_reason": gen.stop_reason if gen else "none",
+                        "latency_s": gen.elapsed_s if gen else 0.0,
                         "samples": config.samples,
                         "samples_passed": correct,
                     }

@@ -1,4 +1,8 @@
-"""Scoring infilling tasks cut from real code: exact match and edit similarity, per language."""
+"""Scoring infilling tasks cut from real code: exact match and edit similarity, per language.
+
+The text scored is the suggestion an editor would show at the task's cursor
+(runtime.suggest), never the model's raw output.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from runtime.config import GenerationConfig
 from runtime.fim import FimMode
-from training.evaluation.fim_exec import effective_modes
+from runtime.types import SuggestSettings
+from training.evaluation.fim_exec import effective_modes, suggested_middle
 from training.evaluation.fim_tasks import FimTask
 from training.evaluation.record import markdown_table
 from training.evaluation.similarity import edit_similarity, exact_match
@@ -28,14 +32,12 @@ class FimMatchConfig:
         return asdict(self)
 
 
-def _generation(task: FimTask, mode: str, config: FimMatchConfig) -> GenerationConfig:
+def _settings(task: FimTask, mode: str, config: FimMatchConfig) -> SuggestSettings:
     single = task.kind == "single-line"
-    return GenerationConfig(
+    return SuggestSettings(
         max_tokens=config.max_tokens_line if single else config.max_tokens_span,
-        temperature=0.0,
+        time_budget_s=None,
         fim_mode=None if mode == "prefix-only" else FimMode(mode),
-        single_line=single,
-        stop_at_dedent=single,
     )
 
 
@@ -54,10 +56,9 @@ def evaluate_matches(
     with tqdm(total=len(modes) * len(tasks), desc="eval fim-match", disable=not progress) as bar:
         for mode in modes:
             for task in tasks:
-                gen = engine.infill(
-                    task.prefix, task.suffix, config=_generation(task, mode, config)
+                text, _ = suggested_middle(
+                    engine, task.prefix, task.suffix, _settings(task, mode, config)
                 )
-                text = gen.text.split("\n", 1)[0] if task.kind == "single-line" else gen.text
                 em = exact_match(text, task.middle)
                 es = edit_similarity(text, task.middle)
                 for key in ((mode, task.language, task.kind), (mode, task.language, "all")):

@@ -166,8 +166,9 @@ def build_tasks(
     return tasks
 
 
-def write_tasks(tasks: Iterable[FimTask], path: str | Path) -> Path:
-    """Write tasks as JSON Lines (gzipped when the name ends in .gz), byte-for-byte stable."""
+def write_tasks(tasks: Iterable[Any], path: str | Path) -> Path:
+    """Write task dataclasses as JSON Lines (gzipped when the name ends in .gz), byte-for-byte
+    stable."""
     path = Path(path)
     body = "".join(json.dumps(asdict(t), ensure_ascii=False, sort_keys=True) + "\n" for t in tasks)
     data = body.encode("utf-8")

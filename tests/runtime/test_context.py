@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from lsp.context import Budget, ExtraContext, LineTokenCounter, build_window, file_header
+from runtime.context import (
+    Budget,
+    ExtraContext,
+    LineTokenCounter,
+    build_window,
+    comment_block,
+    file_header,
+    fit_context,
+)
+from runtime.types import ContextFile
 
 
 def words(text: str) -> int:
@@ -94,9 +103,10 @@ def test_extra_chunks_come_from_other_files_oldest_first():
     ring = ExtraContext(capacity=4, chunk_lines=8)
     ring.note("file:///a.py", lines_of("def a():\n    return 1\n"), 0)
     ring.note("file:///b.py", lines_of("def b():\n    return 2\n"), 0)
-    chunks = ring.chunks_for("file:///c.py", 1000, words)
-    assert chunks[0].startswith("# a.py\n") and chunks[1].startswith("# b.py\n")
-    assert ring.chunks_for("file:///a.py", 1000, words) == (chunks[1],)
+    chunks = ring.chunks_for("file:///c.py")
+    assert [c.path for c in chunks] == ["/a.py", "/b.py"]
+    assert chunks[0].text == "def a():\n    return 1\n"
+    assert ring.chunks_for("file:///a.py") == (chunks[1],)
 
 
 def test_near_duplicate_chunks_are_evicted():
@@ -105,18 +115,18 @@ def test_near_duplicate_chunks_are_evicted():
     ring.note("file:///a.py", lines_of(body), 0)
     ring.note("file:///copy_of_a.py", lines_of(body + "    return 0\n"), 0)
     assert len(ring) == 1
-    chunks = ring.chunks_for("file:///other.py", 1000, words)
-    assert chunks[0].startswith("# copy_of_a.py")
+    assert ring.chunks_for("file:///other.py")[0].path == "/copy_of_a.py"
 
 
 def test_ring_keeps_only_the_newest_chunks_and_budget_prefers_them():
     ring = ExtraContext(capacity=2, chunk_lines=4)
     for name in ("a", "b", "c"):
         ring.note(f"file:///{name}.js", lines_of(f"function {name}() {{ return '{name}'; }}\n"), 0)
-    chunks = ring.chunks_for("file:///z.js", 1000, words)
-    assert [c.split("\n", 1)[0] for c in chunks] == ["// b.js", "// c.js"]
-    one = ring.chunks_for("file:///z.js", words(chunks[1]), words)
-    assert one == (chunks[1],)
+    chunks = ring.chunks_for("file:///z.js")
+    assert [c.path for c in chunks] == ["/b.js", "/c.js"]
+    cost = words(chunks[1].path) + words(chunks[1].text) + 2
+    assert fit_context(chunks, cost, words) == (chunks[1],)
+    assert fit_context(chunks, 1000, words) == chunks
 
 
 def test_editing_inside_a_chunk_updates_it_in_place():
@@ -124,8 +134,12 @@ def test_editing_inside_a_chunk_updates_it_in_place():
     ring.note("file:///a.py", lines_of("x = 1\ny = 2\n"), 0)
     ring.note("file:///b.py", lines_of("z = 3\n"), 0)
     ring.note("file:///a.py", lines_of("x = 10\ny = 2\n"), 0)
-    chunks = ring.chunks_for("file:///c.py", 1000, words)
-    assert chunks[0] == "# a.py\nx = 10\ny = 2\n"
+    chunks = ring.chunks_for("file:///c.py")
+    assert chunks[0] == ContextFile("/a.py", "x = 10\ny = 2\n")
+
+
+def test_models_without_file_tokens_get_comment_headed_pieces():
+    assert comment_block(ContextFile("src/a.py", "x = 1\n")) == "# a.py\nx = 1\n"
 
 
 def test_file_header_uses_the_language_comment():

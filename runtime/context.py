@@ -1,4 +1,4 @@
-"""What the model sees: prefix and suffix windows measured in tokens, plus extra chunks.
+"""What the model sees: prefix and suffix windows measured in tokens, plus other files.
 
 Windows move in coarse steps (their edges snap to whole lines on a grid of ``step``
 lines), so while the user types the prompt's start stays byte-for-byte the same and the
@@ -12,6 +12,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from urllib.parse import unquote
+
+from runtime.types import ContextFile
 
 CountTokens = Callable[[str], int]
 
@@ -139,9 +142,9 @@ _LINE_COMMENTS = {
 }
 
 
-def file_header(uri: str) -> str:
+def file_header(path: str) -> str:
     """A one-line comment naming the file, in the file's own comment syntax."""
-    name = uri.split("://", 1)[-1]
+    name = path.split("://", 1)[-1]
     suffix = PurePosixPath(name).suffix.lower()
     mark = next((m for m, exts in _LINE_COMMENTS.items() if suffix in exts), "//")
     return f"{mark} {PurePosixPath(name).name}\n"
@@ -199,30 +202,44 @@ class ExtraContext:
         self._chunks.append(_Chunk(uri, start, end, text, line_set))
         del self._chunks[: max(0, len(self._chunks) - self.capacity)]
 
-    def chunks_for(self, uri: str, budget: int, count: CountTokens) -> tuple[str, ...]:
-        """Snippets of files other than ``uri`` that fit ``budget`` tokens, oldest first.
-
-        The newest snippets win when not all fit; the order in the prompt is oldest first
-        so that a new snippet only changes the prompt's end of this section.
-        """
-        picked: list[str] = []
-        used = 0
-        for chunk in reversed(self._chunks):
-            if chunk.uri == uri:
-                continue
-            cost = count(chunk.text)
-            if used + cost > budget:
-                continue
-            used += cost
-            picked.append(chunk.text)
-        return tuple(reversed(picked))
+    def chunks_for(self, uri: str) -> tuple[ContextFile, ...]:
+        """Snippets of files other than ``uri``, oldest first (the pipeline fits them to
+        its budget, newest first)."""
+        return tuple(
+            ContextFile(_display_path(c.uri), c.text) for c in self._chunks if c.uri != uri
+        )
 
     def _render(
         self, uri: str, lines: Sequence[str], start: int, end: int
     ) -> tuple[str, frozenset[str]]:
         body = [ln.rstrip("\r\n") for ln in lines[start:end]]
-        text = file_header(uri) + "\n".join(body) + "\n"
-        return text, frozenset(ln.strip() for ln in body if ln.strip())
+        return "\n".join(body) + "\n", frozenset(ln.strip() for ln in body if ln.strip())
+
+
+def fit_context(
+    files: Sequence[ContextFile], budget: int, count: CountTokens
+) -> tuple[ContextFile, ...]:
+    """The files that fit ``budget`` tokens: the newest (last) win, the order is kept so a
+    new piece only changes the end of this part of the prompt."""
+    picked: list[ContextFile] = []
+    used = 0
+    for piece in reversed(files):
+        cost = count(piece.path) + count(piece.text) + 2
+        if used + cost > budget:
+            continue
+        used += cost
+        picked.append(piece)
+    return tuple(reversed(picked))
+
+
+def comment_block(piece: ContextFile) -> str:
+    """A piece headed by a comment naming its file (for models with no file tokens)."""
+    return file_header(piece.path) + piece.text
+
+
+def _display_path(uri: str) -> str:
+    """A URI as the path a prompt names it by (``file:///a/b.py`` -> ``/a/b.py``)."""
+    return unquote(uri.split("://", 1)[-1]) if "://" in uri else uri
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:

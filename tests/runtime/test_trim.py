@@ -1,12 +1,13 @@
-"""Post-processing rules on raw model output (pure functions)."""
+"""Where a suggestion ends and how it is tidied: the trim rules on text (pure functions)."""
 
 from __future__ import annotations
 
-from lsp.postprocess import (
+from runtime.trim import (
     CursorContext,
+    Trim,
     balance_brackets,
-    cut_at_block_exit,
     drop_suffix_repeat,
+    early_cut,
     finish,
     heal_prefix,
     open_brackets,
@@ -18,6 +19,10 @@ from lsp.postprocess import (
 
 def ctx(prefix: str, suffix: str = "") -> CursorContext:
     return CursorContext.from_text(prefix, suffix)
+
+
+def multi(text: str, c: CursorContext) -> str:
+    return finish(text, c, single_line=False)
 
 
 def test_single_line_when_code_is_right_of_the_cursor():
@@ -36,20 +41,20 @@ def test_multi_line_allowed_at_line_end_unless_policy_says_single():
 def test_stops_when_the_model_leaves_the_block():
     c = ctx("def f(x):\n    if x:\n        ", "\n")
     text = "return 1\n    return 2\nprint('outside')"
-    assert cut_at_block_exit(text, c) == "return 1"
+    assert multi(text, c) == "return 1"
 
 
 def test_block_opened_on_cursor_line_keeps_body_and_closing_brace():
     c = ctx("int f(int x) {", "\n")
     text = "\n    return x;\n}\nint g() {"
-    assert cut_at_block_exit(text, c) == "\n    return x;\n}"
+    assert multi(text, c) == "\n    return x;\n}"
     py = ctx("def f(x):", "\n")
-    assert cut_at_block_exit("\n    return x\n\ndef g():\n    pass", py) == "\n    return x\n"
+    assert multi("\n    return x\n\ndef g():\n    pass", py) == "\n    return x"
 
 
 def test_blank_lines_do_not_end_the_block():
     c = ctx("def f():\n    ", "")
-    assert cut_at_block_exit("a = 1\n\n    b = 2", c) == "a = 1\n\n    b = 2"
+    assert multi("a = 1\n\n    b = 2", c) == "a = 1\n\n    b = 2"
 
 
 def test_drops_rest_of_line_the_suffix_already_has():
@@ -66,7 +71,40 @@ def test_does_not_cut_an_identifier_that_only_partly_matches_the_suffix():
 
 def test_stops_before_a_line_that_repeats_the_next_line_of_the_file():
     c = ctx("def f(x):\n    ", "\n    return y\n")
-    assert drop_suffix_repeat("y = x * 2\n    return y\n", c) == "y = x * 2"
+    assert multi("y = x * 2\n    return y\n", c) == "y = x * 2"
+    assert early_cut("y = x * 2\n    return y\n", c, single_line=False, final=False) == (
+        9,
+        "suffix",
+    )
+
+
+def test_a_markdown_fence_ends_the_suggestion_as_soon_as_it_starts():
+    c = ctx("def f(x):\n    ", "\n")
+    raw = "return x + 1\n```\n\nThis Python code snippet defines"
+    assert multi(raw, c) == "return x + 1"
+    assert early_cut("return x + 1\n```", c, single_line=False, final=False) == (12, "fence")
+    doc = ctx("Run it:\n", "")
+    assert finish("```sh\nmake\n```", doc, single_line=False, fences=False) == "```sh\nmake\n```"
+
+
+def test_a_test_harness_after_the_middle_is_cut_at_the_dedent():
+    c = ctx("def add(a, b):\n    ", "\n")
+    raw = "return a + b\n\nassert add(1, 2) == 3\nprint('ok')"
+    assert multi(raw, c) == "return a + b"
+
+
+def test_one_line_wanted_ends_at_the_line_break():
+    c = ctx("x = foo(", "a)\n")
+    assert early_cut("1, 2\ny", c, single_line=True, final=False) == (4, "newline")
+    assert early_cut("\n1", c, single_line=True, final=False) == (0, "newline")
+
+
+def test_trim_cuts_raw_text_that_still_holds_the_healed_indentation():
+    _, healed = heal_prefix("def f(x):\n    ")
+    rules = Trim(ctx("def f(x):\n    ", "\n"), healed, single_line=False)
+    raw = "    return x\nprint(1)"
+    assert rules.cut(raw, False) == (len("    return x"), "dedent")
+    assert rules.finish(raw) == "return x"
 
 
 def test_cuts_at_unmatched_closing_bracket():
@@ -105,11 +143,10 @@ def test_crlf_output_is_processed_as_lines():
 
 def test_heal_moves_trailing_indentation_out_of_the_prompt_and_back():
     prompt, removed = heal_prefix("def f():\n    ")
-    assert (prompt, removed) == ("def f():", "\n    ")
-    assert unheal("\n    return 1", removed) == "return 1"
-    assert unheal("\n        x = 1", removed) == "    x = 1"
-    assert unheal("\n\n    x = 1", removed) == "x = 1"
-    assert unheal(" return 1", removed) == ""  # continued the line above
+    assert (prompt, removed) == ("def f():\n", "    ")
+    assert unheal("    return 1", removed) == "return 1"
+    assert unheal("        x = 1", removed) == "    x = 1"
+    assert unheal("x = 1", removed) == "x = 1"  # the user's indentation stays as typed
 
 
 def test_heal_moves_a_trailing_space_out_of_the_prompt():
@@ -119,3 +156,23 @@ def test_heal_moves_a_trailing_space_out_of_the_prompt():
     assert unheal("\ny", " ") == "\ny"
     assert heal_prefix("x = y") == ("x = y", "")
     assert heal_prefix("x = 1\n") == ("x = 1\n", "")
+    assert heal_prefix("x = 1\n\t") == ("x = 1\n", "\t")
+
+
+def test_a_blank_line_in_the_middle_of_a_block_wants_one_line():
+    body = "def f(xs):\n    total = 0\n"
+    assert wants_single_line(ctx(body, "\n    return total\n"), "auto")
+    opened = "def f(xs):\n"
+    assert wants_single_line(ctx(opened, "\n    return 0\n"), "auto")  # the body exists
+
+
+def test_the_end_of_a_block_or_an_empty_block_wants_several_lines():
+    assert not wants_single_line(ctx("def f(xs):\n    x = 1\n", "\n\ndef g():\n"), "auto")
+    assert not wants_single_line(ctx("def f(xs):\n", "\n\ndef g():\n"), "auto")
+    assert not wants_single_line(ctx("def f(xs):\n    x = 1\n", ""), "auto")
+
+
+def test_on_a_blank_line_the_first_line_of_the_suggestion_sets_the_block():
+    c = ctx('def f(xs):\n    """Sum."""\n', "\n")
+    raw = "    return sum(xs)\n\n\n# Check function to verify the solution\ndef check():"
+    assert multi(raw, c) == "    return sum(xs)"
