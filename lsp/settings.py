@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.dataclass_flags import field_option, field_type, option
+from runtime.types import LINE_POLICIES, SuggestSettings
 
 log = logging.getLogger(__name__)
 
-LINE_POLICIES = ("auto", "single", "multi")
 SECTION = "llamacode"
+# The suggestion pipeline's defaults are the server's (runtime/types.py defines them).
+_PIPELINE = SuggestSettings()
 
 
 def _disabled(language_ids: list[str]) -> dict[str, bool]:
@@ -45,19 +47,21 @@ class ServerSettings:
         metadata=option(flags=("--trust",), help="use model paths from workspace settings"),
     )
     context_budget: int = field(
-        default=1024,
+        default=_PIPELINE.context_budget,
         metadata=option(
             minimum=1, metavar="TOKENS", help="prompt tokens for prefix, suffix and other files"
         ),
     )
     max_tokens: int = field(
-        default=48, metadata=option(minimum=1, help="most tokens in one suggestion")
+        default=_PIPELINE.max_tokens,
+        metadata=option(minimum=1, help="most tokens in one suggestion"),
     )
     time_budget_ms: int = field(
-        default=1500, metadata=option(minimum=0, help="time budget of one suggestion")
+        default=round((_PIPELINE.time_budget_s or 0) * 1000),
+        metadata=option(minimum=0, help="time budget of one suggestion (0: none)"),
     )
     line_policy: str = field(
-        default="auto",
+        default=_PIPELINE.line_policy,
         metadata=option(
             choices=LINE_POLICIES, help="auto: a single line when code is right of the cursor"
         ),
@@ -73,14 +77,16 @@ class ServerSettings:
         ),
     )
     temperature: float = field(
-        default=0.0, metadata=option(minimum=0, help="sampling temperature of a suggestion")
+        default=_PIPELINE.temperature,
+        metadata=option(minimum=0, help="sampling temperature of a suggestion"),
     )
     alternatives: int = field(
-        default=3,
+        default=_PIPELINE.alternatives,
         metadata=option(minimum=1, help="suggestions for an explicitly invoked completion"),
     )
     alternative_temperature: float = field(
-        default=0.8, metadata=option(minimum=0, help="sampling temperature of the alternatives")
+        default=_PIPELINE.alternative_temperature,
+        metadata=option(minimum=0, help="sampling temperature of the alternatives"),
     )
     debounce_ms: int = field(
         default=0,

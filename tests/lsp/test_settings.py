@@ -116,3 +116,10 @@ def test_values_below_the_minimum_are_refused_by_flag_and_by_client(field, capsy
     assert f"must be at least {minimum}" in capsys.readouterr().err
     s = ServerSettings().updated({client_name(field.name): minimum - 1}, source="init")
     assert getattr(s, field.name) == getattr(ServerSettings(), field.name)
+
+
+def test_untouched_server_settings_are_the_suggestion_pipelines_defaults():
+    from lsp.server import suggest_settings
+    from runtime.types import SuggestSettings
+
+    assert suggest_settings(ServerSettings()) == SuggestSettings()
