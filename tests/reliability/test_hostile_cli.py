@@ -19,15 +19,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_gguf(path, starcoder_vocab(), n_embd=32, n_head=2)
 
 
-@pytest.fixture(scope="module")
-def thousand_layers(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
-    """A model that declares 1000 layers and holds the tensors of one."""
+def declaring_layers(tiny_model: Path, declared: int, where: Path) -> Path:
+    """A copy of the one-layer model whose header declares ``declared`` layers."""
     raw = bytearray(tiny_model.read_bytes())
     key = b"llama.block_count"
     at = raw.index(key) + len(key)
     assert struct.unpack_from("<II", raw, at) == (4, 1)  # uint32, one layer
-    struct.pack_into("<I", raw, at + 4, 1000)
-    path = tmp_path_factory.mktemp("gguf") / "thousand-layers.gguf"
+    struct.pack_into("<I", raw, at + 4, declared)
+    path = where / f"declares-{declared}-layers.gguf"
     path.write_bytes(raw)
     return path
 
@@ -77,12 +76,29 @@ def test_complete_on_dev_zero_stops_at_the_size_cap(tiny_model: Path):
 
 
 @pytest.mark.parametrize("verb", ["complete", "chat"])
+@pytest.mark.parametrize(
+    ("declared", "problem"),
+    [
+        (1000, "llama.block_count is 1000 (expected 1 to 512)"),  # llama.cpp aborted on it
+        (8, "llama.block_count declares 8 layers but it holds tensors for 1"),
+    ],
+)
 def test_model_declaring_layers_it_lacks_is_refused_before_llama_cpp(
-    verb: str, thousand_layers: Path, source: Path
+    verb: str, declared: int, problem: str, tiny_model: Path, source: Path, tmp_path: Path
 ):
+    model = declaring_layers(tiny_model, declared, tmp_path)
     args = [f"{source}:2:5"] if verb == "complete" else ["-p", "hi"]
-    line = one_line_error(llamacode(verb, *args, "--model", thousand_layers))
-    assert "declares 1000 layers" in line and "tensors for 1" in line
+    line = one_line_error(llamacode(verb, *args, "--model", model))
+    assert problem in line
+
+
+def test_model_with_more_layers_than_llama_cpp_allows_is_refused(tmp_path: Path, source: Path):
+    # Every tensor is there; llama.cpp still aborts the process past 512 layers.
+    model = write_tiny_gguf(
+        tmp_path / "deep.gguf", starcoder_vocab(), n_embd=8, n_head=2, n_layer=600
+    )
+    line = one_line_error(llamacode("complete", f"{source}:2:5", "--model", model))
+    assert "block_count is 600 (expected 1 to 512)" in line
 
 
 @pytest.mark.slow
