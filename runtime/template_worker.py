@@ -30,6 +30,10 @@ _CPU_GRACE_S = 3
 _READ_CHUNK = 1 << 16
 
 
+class _RendererGone(Exception):
+    """The render process ended (killed by a limit, or crashed) before it answered."""
+
+
 class TemplateWorker:
     """A handle on the render process (started on first use, restarted after a kill)."""
 
@@ -58,7 +62,14 @@ class TemplateWorker:
                 raise TemplateError(
                     "the chat template renderer stopped unexpectedly; try again"
                 ) from exc
-            reply = self._reply(proc, time.monotonic() + timeout_s)
+            try:
+                reply = self._reply(proc, time.monotonic() + timeout_s)
+            except _RendererGone as exc:
+                self._stop()
+                raise TemplateError(
+                    "the chat template made its renderer fail (it needs too much memory or "
+                    "time); it was stopped"
+                ) from exc
             if reply is None:
                 self._stop()
                 raise TemplateError(
@@ -85,7 +96,10 @@ class TemplateWorker:
             bufsize=0,
             env={**os.environ, "PYTHONFAULTHANDLER": ""},
         )
-        ready = self._reply(self._proc, time.monotonic() + START_TIMEOUT_S)
+        try:
+            ready = self._reply(self._proc, time.monotonic() + START_TIMEOUT_S)
+        except _RendererGone:
+            ready = None
         if ready is None or not ready.get("ready"):
             self._stop()
             raise TemplateError(
@@ -95,7 +109,8 @@ class TemplateWorker:
         return self._proc
 
     def _reply(self, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, Any] | None:
-        """The child's next JSON line; None when it dies or ``deadline`` passes first."""
+        """The child's next JSON line; None when ``deadline`` passes first (_RendererGone when
+        the child's output ends or makes no sense: it died or broke)."""
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         while b"\n" not in self._pending:
@@ -107,15 +122,17 @@ class TemplateWorker:
                 continue
             chunk = os.read(fd, _READ_CHUNK)
             if not chunk:
-                return None
+                raise _RendererGone
             self._pending += chunk
         line, _, rest = bytes(self._pending).partition(b"\n")
         self._pending = bytearray(rest)
         try:
             reply = json.loads(line)
-        except ValueError:
-            return None
-        return reply if isinstance(reply, dict) else None
+        except ValueError as exc:
+            raise _RendererGone from exc
+        if not isinstance(reply, dict):
+            raise _RendererGone
+        return reply
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None

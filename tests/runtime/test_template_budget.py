@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +109,19 @@ def test_render_out_of_budget_frees_the_caller_and_the_next_render_works():
     assert _zombie_or_gone(first)  # the spinning process was killed, not left running
     assert render_chat(CHATML_TEMPLATE, HI).endswith("<|im_start|>assistant\n")
     assert worker.pid != first
+
+
+def test_renderer_that_dies_mid_render_is_a_template_error_and_is_replaced():
+    worker = shared_worker()
+    render_chat(CHATML_TEMPLATE, HI)
+    doomed = worker.pid
+    threading.Timer(0.5, os.kill, (doomed, signal.SIGKILL)).start()
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="renderer fail"):
+        render_chat(SPIN, HI)
+    assert time.monotonic() - started < MAX_RENDER_S
+    assert render_chat(CHATML_TEMPLATE, HI).endswith("<|im_start|>assistant\n")
+    assert worker.pid != doomed
 
 
 def _zombie_or_gone(pid: int) -> bool:
