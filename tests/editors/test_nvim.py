@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +14,9 @@ from tests.editors.harness import PLUGIN, Editor, wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SOURCE = "def fibonacci(n):\n    "
+# Characters that take 2, 3 and 4 bytes in UTF-8 and 1 or 2 units in UTF-16: a warm position
+# must count them in the client's offset encoding.
+WIDE = 'def greet(name):\n    return "h\u00e9llo \u20ac \U0001f600 " + name\n'
 
 
 def start(editor: Editor, name: str) -> str:
@@ -199,3 +205,107 @@ def test_setup_rejects_unknown_options(editor: Editor) -> None:
     )
     assert not ok
     assert 'unknown option "keyz"' in message
+
+
+def lsp_units(text: str, encoding: str) -> int:
+    """Length of ``text`` in an LSP position encoding."""
+    if encoding == "utf-8":
+        return len(text.encode("utf-8"))
+    if encoding == "utf-16":
+        return len(text.encode("utf-16-le")) // 2
+    return len(text)
+
+
+def record_warm_notifications(editor: Editor) -> None:
+    """Collect the positions of the `llamacode/warm` notifications Neovim sends from now on."""
+    editor.lua(
+        "_G.llamacode_warms = {}"
+        " vim.api.nvim_create_autocmd('LspNotify', {"
+        "   group = vim.api.nvim_create_augroup('llamacode_test_warm', {clear = true}),"
+        "   callback = function(ev)"
+        "     if ev.data.method == 'llamacode/warm' then"
+        "       table.insert(_G.llamacode_warms, ev.data.params.position) end end})"
+    )
+
+
+def warm_notifications(editor: Editor) -> list[dict[str, int]]:
+    return editor.lua("return _G.llamacode_warms")
+
+
+def model_idle(editor: Editor) -> None:
+    """Wait until nothing waits for the model: the server skips warming while it is busy."""
+    wait_for(
+        lambda: editor.stats()["model"]["queue"]["waiting"] == 0, timeout=60, what="an idle model"
+    )
+
+
+@contextmanager
+def options(editor: Editor, **changed: Any) -> Iterator[None]:
+    """Run setup() again with some options changed, and restore the test's own afterwards."""
+    editor.lua(
+        "_G.llamacode_saved_opts = require('llamacode.server').opts"
+        " require('llamacode').setup(vim.tbl_extend('force', _G.llamacode_saved_opts, ...))",
+        changed,
+    )
+    try:
+        yield
+    finally:
+        editor.normal_mode()
+        editor.lua("require('llamacode').setup(_G.llamacode_saved_opts)")
+
+
+def test_resting_in_insert_mode_warms_the_cache_at_the_cursor(editor: Editor) -> None:
+    # Without automatic suggestions nothing else asks for the model at the cursor, so the
+    # server's warming is not superseded by a suggestion request.
+    with options(editor, auto_trigger=False):
+        editor.open("warm_insert.py", WIDE)
+        record_warm_notifications(editor)
+        model_idle(editor)
+        warmed_before = editor.stats()["warmed"]
+        editor.nvim.input("2GA")
+        wait_for(lambda: editor.mode() == "i", timeout=10, what="insert mode")
+        line = editor.lines()[1]
+        assert editor.nvim.current.window.cursor == (2, len(line.encode("utf-8")))
+        editor.nvim.command("doautocmd CursorHoldI")
+        wait_for(
+            lambda: editor.stats()["warmed"] > warmed_before, timeout=60, what="the cache warming"
+        )
+        encoding = editor.lua(
+            "return vim.lsp.get_clients({name='llamacode', bufnr=0})[1].offset_encoding"
+        )
+        at_end = {"line": 1, "character": lsp_units(line, encoding)}
+        assert warm_notifications(editor) == [at_end]
+
+        # Resting again at the same place in the same text sends nothing new; a new place does.
+        editor.nvim.command("doautocmd CursorHoldI")
+        editor.nvim.input("<Home>")
+        wait_for(lambda: editor.nvim.current.window.cursor == (2, 0), timeout=10, what="<Home>")
+        editor.nvim.command("doautocmd CursorHoldI")
+        wait_for(
+            lambda: len(warm_notifications(editor)) >= 2,
+            timeout=10,
+            what="the second warm notification",
+        )
+        assert warm_notifications(editor) == [at_end, {"line": 1, "character": 0}]
+
+
+def test_resting_in_normal_mode_warms_the_cache_at_the_cursor(editor: Editor) -> None:
+    editor.open("warm_normal.py", WIDE)
+    model_idle(editor)
+    warmed_before = editor.stats()["warmed"]
+    editor.nvim.current.window.cursor = (1, 4)
+    editor.nvim.command("doautocmd CursorHold")
+    wait_for(lambda: editor.stats()["warmed"] > warmed_before, timeout=60, what="the cache warming")
+
+
+def test_warm_false_leaves_the_cursor_hold_events_alone(editor: Editor) -> None:
+    hooked = "return #vim.api.nvim_get_autocmds({group = 'llamacode', event = 'CursorHoldI'})"
+    assert editor.lua(hooked) == 1
+    with options(editor, warm=False):
+        assert editor.lua(hooked) == 0
+    ok, message = editor.lua(
+        "local ok, err = pcall(require('llamacode.config').resolve, { warm = 'yes' })"
+        " return { ok, tostring(err) }"
+    )
+    assert not ok
+    assert "warm" in message

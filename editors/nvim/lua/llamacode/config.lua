@@ -33,6 +33,9 @@ M.defaults = {
   auto_trigger = true,
   -- Quiet time after the last keystroke before a suggestion is requested.
   debounce_ms = 75,
+  -- Where the cursor rests (CursorHold, CursorHoldI), have the server evaluate the prompt a
+  -- suggestion there would have, so the first keystroke there is fast.
+  warm = true,
   -- Use Neovim's own vim.lsp.inline_completion (Neovim 0.12+) when it exists.
   use_builtin = true,
   -- Insert-mode keys; false leaves a key unmapped. Each key keeps its usual meaning when no
@@ -97,6 +100,9 @@ function M.resolve(user)
   end
   vim.validate('cmd', opts.cmd, 'table')
   vim.validate('debounce_ms', opts.debounce_ms, 'number')
+  vim.validate('auto_trigger', opts.auto_trigger, 'boolean')
+  vim.validate('warm', opts.warm, 'boolean')
+  vim.validate('use_builtin', opts.use_builtin, 'boolean')
   vim.validate('max_tokens', opts.max_tokens, 'number', true)
   vim.validate('time_budget_ms', opts.time_budget_ms, 'number', true)
   vim.validate('model_path', opts.model_path, 'string', true)

@@ -111,6 +111,24 @@ local function own_autocmds(group, opts)
   })
 end
 
+--- Warm the server's cache where the cursor rests: in insert mode, and in normal mode since the
+--- user may be about to type there.
+local function warm_autocmds(group)
+  local warm = require('llamacode.warm')
+  api.nvim_create_autocmd({ 'CursorHold', 'CursorHoldI' }, {
+    group = group,
+    callback = function(ev)
+      warm.at_cursor(ev.buf)
+    end,
+  })
+  api.nvim_create_autocmd({ 'BufUnload', 'BufWipeout' }, {
+    group = group,
+    callback = function(ev)
+      warm.detach(ev.buf)
+    end,
+  })
+end
+
 local function commands()
   api.nvim_create_user_command('LlamacodeChat', function(cmd)
     require('llamacode.chat').open({
@@ -158,6 +176,9 @@ function M.setup(user)
     })
   else
     own_autocmds(group, opts)
+  end
+  if opts.warm then
+    warm_autocmds(group)
   end
   map_keys(opts.keys)
   commands()
