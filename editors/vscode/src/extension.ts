@@ -17,14 +17,46 @@ import {
   serverSettings,
 } from "./settings";
 import { Stats, statusText } from "./status";
+import { IdleWarmer, WARM_DELAY_MS, WARM_METHOD } from "./warm";
 
 const SECTION = "llamacode";
+const DOCUMENTS = [{ scheme: "file" }, { scheme: "untitled" }];
 
 let client: LanguageClient | undefined;
 let lastLatencyMs: number | undefined;
 let statusItem: vscode.StatusBarItem;
 let output: vscode.LogOutputChannel;
 let statusTimer: NodeJS.Timeout | undefined;
+const warmer = new IdleWarmer(WARM_DELAY_MS, (params) => {
+  client?.sendNotification(WARM_METHOD, params).catch((err: Error) => {
+    output.warn(`${WARM_METHOD} failed: ${err.message}`);
+  });
+});
+
+/** Whether the user wants inline suggestions in this document (llamacode.enable). */
+function suggestionsWanted(document: vscode.TextDocument): boolean {
+  const enable = vscode.workspace.getConfiguration(SECTION).get<Record<string, boolean>>("enable");
+  return vscode.languages.match(DOCUMENTS, document) > 0 && languageEnabled(enable, document.languageId);
+}
+
+/** The cursor of the active editor moved: warm the server's cache there once it rests. */
+function warmAtCursor(editor: vscode.TextEditor | undefined): void {
+  const wanted =
+    editor !== undefined &&
+    editor === vscode.window.activeTextEditor &&
+    editor.selection.isEmpty &&
+    client?.isRunning() === true &&
+    suggestionsWanted(editor.document);
+  if (!wanted || !client) {
+    warmer.cancel();
+    return;
+  }
+  const params = client.code2ProtocolConverter.asTextDocumentPositionParams(
+    editor.document,
+    editor.selection.active,
+  );
+  warmer.moved(params, editor.document.version);
+}
 
 function readSettings(): { commandLine: string[]; settings: ReturnType<typeof serverSettings> } {
   const cfg = vscode.workspace.getConfiguration(SECTION);
@@ -85,14 +117,17 @@ async function startClient(): Promise<void> {
   const [command, ...args] = commandLine;
   const serverOptions: ServerOptions = { command, args, options: { env: process.env } };
   const clientOptions: LanguageClientOptions = {
-    documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+    documentSelector: DOCUMENTS,
     initializationOptions: settings,
     outputChannel: output,
     middleware: {
       provideInlineCompletionItems: async (document, position, context, token, next) => {
-        const enable = vscode.workspace.getConfiguration(SECTION).get<Record<string, boolean>>("enable");
-        if (!languageEnabled(enable, document.languageId)) {
+        if (!suggestionsWanted(document)) {
           return null;
+        }
+        if (client) {
+          const params = client.code2ProtocolConverter.asTextDocumentPositionParams(document, position);
+          warmer.asked(params, document.version);
         }
         const started = performance.now();
         const result = await next(document, position, context, token);
@@ -108,6 +143,7 @@ async function startClient(): Promise<void> {
     },
   };
   client = new LanguageClient("llamacode", "llamacode", serverOptions, clientOptions);
+  warmer.reset();
   output.info(`starting ${commandLine.join(" ")}`);
   try {
     await client.start();
@@ -204,6 +240,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     // Trust granted: settings from the workspace now count, which may change the command.
     vscode.workspace.onDidGrantWorkspaceTrust(restartClient),
+    vscode.window.onDidChangeTextEditorSelection((e) => warmAtCursor(e.textEditor)),
+    vscode.window.onDidChangeActiveTextEditor(warmAtCursor),
+    warmer,
     { dispose: () => statusTimer && clearTimeout(statusTimer) },
   );
   await startClient();
