@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from runtime.children import python_argv
 from runtime.errors import LlamacodeError
 
 
@@ -27,7 +27,7 @@ class LspError(LlamacodeError):
 def serve_argv(*flags: str) -> list[str]:
     """The command that starts ``llamacode serve --stdio`` with this Python."""
     launcher = "from runtime.cli import main; raise SystemExit(main())"
-    return [sys.executable, "-c", launcher, "serve", "--stdio", *flags]
+    return python_argv("-c", launcher, "serve", "--stdio", *flags)
 
 
 def file_uri(path: str | Path) -> str:
@@ -37,9 +37,15 @@ def file_uri(path: str | Path) -> str:
 class LspClient:
     """Start a server process and talk JSON-RPC to it."""
 
-    def __init__(self, argv: Sequence[str], stderr: BinaryIO | int | None = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        stderr: BinaryIO | int | None = None,
+        cwd: str | Path | None = None,
+    ) -> None:
+        """``cwd``: where the server runs (editors start it in the workspace folder)."""
         self.proc = subprocess.Popen(
-            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd
         )
         self._ids = itertools.count(1)
         self._pending: dict[int, Future[Any]] = {}

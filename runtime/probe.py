@@ -8,12 +8,12 @@ evaluates one token in a throwaway process: a crash there becomes a typed error 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from runtime.children import CHILD_CWD, module_argv
 from runtime.errors import (
     InvalidModelError,
     LlamacodeError,
@@ -32,11 +32,11 @@ def probe_model(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     path = Path(path)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "runtime.probe", str(path)],
+            module_argv(__name__, str(path)),
             capture_output=True,
             text=True,
             timeout=timeout_s,
-            env={**os.environ, "PYTHONFAULTHANDLER": ""},
+            cwd=CHILD_CWD,
         )
     except subprocess.TimeoutExpired as exc:
         raise ModelLoadError(

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from runtime.children import CHILD_CWD, module_argv
 from runtime.errors import TemplateError
 
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024  # address space, Python and Jinja included
@@ -89,12 +90,12 @@ class TemplateWorker:
             return self._proc
         self._stop()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.template_worker", str(self.memory_limit)],
+            module_argv(__name__, str(self.memory_limit)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             bufsize=0,
-            env={**os.environ, "PYTHONFAULTHANDLER": ""},
+            cwd=CHILD_CWD,
         )
         try:
             ready = self._reply(self._proc, time.monotonic() + START_TIMEOUT_S)
