@@ -51,7 +51,7 @@ from runtime.config import GenerationConfig
 from runtime.context import ExtraContext
 from runtime.models import Role
 from runtime.suggest import suggest, warm
-from runtime.types import CancelToken, SuggestRequest, SuggestSettings
+from runtime.types import CancelToken, SuggestRequest
 
 log = logging.getLogger("llamacode.lsp")
 
@@ -287,9 +287,7 @@ class LlamacodeServer(LanguageServer):
             if token.cancelled:
                 return Suggestion(None, ())
             try:
-                result = await self.host.run(
-                    suggest, engine, request, suggest_settings(settings), token
-                )
+                result = await self.host.run(suggest, engine, request, settings.suggestion(), token)
             except asyncio.CancelledError:
                 token.cancel()
                 raise
@@ -341,7 +339,7 @@ class LlamacodeServer(LanguageServer):
         engine = self.host.engine_for(Role.TYPING)
         try:
             generation = await self.host.run(
-                warm, engine, request, suggest_settings(self.settings), token
+                warm, engine, request, self.settings.suggestion(), token
             )
             self.stats.warmed += generation.evaluated_tokens > 0
         finally:
@@ -401,19 +399,6 @@ class LlamacodeServer(LanguageServer):
             raise
         finally:
             self._running_chats.discard(token)
-
-
-def suggest_settings(settings: ServerSettings) -> SuggestSettings:
-    """The pipeline's settings from the server's (the same names, milliseconds aside)."""
-    return SuggestSettings(
-        context_budget=settings.context_budget,
-        max_tokens=settings.max_tokens,
-        time_budget_s=settings.time_budget_ms / 1000.0 if settings.time_budget_ms else None,
-        line_policy=settings.line_policy,
-        temperature=settings.temperature,
-        alternatives=settings.alternatives,
-        alternative_temperature=settings.alternative_temperature,
-    )
 
 
 def _lf(text: str) -> str:

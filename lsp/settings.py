@@ -60,11 +60,13 @@ class ServerSettings:
         default=round((_PIPELINE.time_budget_s or 0) * 1000),
         metadata=option(minimum=0, help="time budget of one suggestion (0: none)"),
     )
+    asked_time_budget_ms: int = field(
+        default=round((_PIPELINE.asked_time_budget_s or 0) * 1000),
+        metadata=option(minimum=0, help="time budget of a suggestion the user asked for (0: none)"),
+    )
     line_policy: str = field(
         default=_PIPELINE.line_policy,
-        metadata=option(
-            choices=LINE_POLICIES, help="auto: a single line when code is right of the cursor"
-        ),
+        metadata=option(choices=LINE_POLICIES, help="auto: a single line in the middle of code"),
     )
     languages: dict[str, bool] = field(
         default_factory=dict,
@@ -101,6 +103,17 @@ class ServerSettings:
     chat_max_tokens: int = field(
         default=384, metadata=option(minimum=1, help="most tokens in one chat answer")
     )
+
+    def suggestion(self) -> SuggestSettings:
+        """The pipeline's settings: the fields of the same name (``*_ms`` -> ``*_s``)."""
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(SuggestSettings):
+            if hasattr(self, spec.name):
+                values[spec.name] = getattr(self, spec.name)
+            elif spec.name.endswith("_s") and hasattr(self, spec.name[:-2] + "_ms"):
+                ms = getattr(self, spec.name[:-2] + "_ms")
+                values[spec.name] = ms / 1000.0 if ms else None
+        return SuggestSettings(**values)
 
     def language_enabled(self, language_id: str | None) -> bool:
         """Completion is on for every language unless the user turned it off."""

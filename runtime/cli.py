@@ -234,26 +234,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_models_install)
 
 
+# How the command line spells SuggestSettings fields where it differs from the field.
+SUGGEST_FLAGS = {
+    "context_budget": Option(minimum=16, help="prompt tokens for prefix, suffix and --extra"),
+    "max_tokens": Option(flags=("-n", "--max-tokens"), minimum=1),
+    "time_budget_s": Option(flags=("--time-budget",), minimum=0, metavar="SECONDS"),
+    "asked_time_budget_s": Option(flags=()),  # the CLI's time budget is --time-budget
+    "line_policy": Option(choices=LINE_POLICIES, help="auto: one line in the middle of code"),
+    "temperature": Option(minimum=0),
+    # The command line prints one suggestion: sampled alternatives are the editor's.
+    "alternatives": Option(flags=()),
+    "alternative_temperature": Option(flags=()),
+    "fim_mode": Option(help="default: the layout measured best for the model"),
+}
+
+
 def _add_suggest_flags(p: argparse.ArgumentParser) -> None:
-    """Flags mirroring :class:`SuggestSettings`, plus the request's extra files."""
-    defaults = SuggestSettings()
+    """A flag for each :class:`SuggestSettings` field, plus the request's extra files."""
     g = p.add_argument_group("suggestion")
-    g.add_argument("--fim-mode", choices=[m.value for m in FimMode], help="default: the model's")
-    g.add_argument(
-        "--line-policy",
-        choices=LINE_POLICIES,
-        default=defaults.line_policy,
-        help="auto: one line when code is right of the cursor",
-    )
-    g.add_argument(
-        "--context-budget",
-        type=int,
-        default=defaults.context_budget,
-        help="prompt tokens for prefix, suffix and --extra files",
-    )
-    g.add_argument("-n", "--max-tokens", type=int, default=defaults.max_tokens)
-    g.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
-    g.add_argument("--temperature", type=float, default=defaults.temperature)
+    add_flags(g, SuggestSettings, SUGGEST_FLAGS, defaults={"time_budget_s": None})
     g.add_argument(
         "--while-typing",
         action="store_true",
@@ -265,14 +264,10 @@ def _add_suggest_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _suggest_settings(args: argparse.Namespace) -> SuggestSettings:
-    return SuggestSettings(
-        context_budget=args.context_budget,
-        max_tokens=args.max_tokens,
-        time_budget_s=args.time_budget,
-        line_policy=args.line_policy,
-        temperature=args.temperature,
-        fim_mode=FimMode(args.fim_mode) if args.fim_mode else None,
-    )
+    values = values_from_args(SuggestSettings, args, SUGGEST_FLAGS)
+    if values.get("fim_mode") is not None:
+        values["fim_mode"] = FimMode(values["fim_mode"])
+    return SuggestSettings(**values)
 
 
 def _extra_context(args: argparse.Namespace) -> tuple[ContextFile, ...]:

@@ -45,7 +45,9 @@ async def smol(lsp_client: LanguageClient, tmp_path: Path, default_model: Path):
 @pytest_lsp.fixture(config=SERVER)
 async def defaults(lsp_client: LanguageClient, tmp_path: Path):
     """A server on the default models, as `make run` installs them."""
-    await start(lsp_client, "vscode", {"temperature": 0}, tmp_path)
+    # A generous budget: a loaded machine must not turn suggestions into empty answers.
+    options = {"temperature": 0, "timeBudgetMs": 60000, "askedTimeBudgetMs": 60000}
+    await start(lsp_client, "vscode", options, tmp_path)
     yield
     await lsp_client.shutdown_session()
 

@@ -119,7 +119,17 @@ def test_values_below_the_minimum_are_refused_by_flag_and_by_client(field, capsy
 
 
 def test_untouched_server_settings_are_the_suggestion_pipelines_defaults():
-    from lsp.server import suggest_settings
     from runtime.types import SuggestSettings
 
-    assert suggest_settings(ServerSettings()) == SuggestSettings()
+    assert ServerSettings().suggestion() == SuggestSettings()
+
+
+def test_the_pipeline_gets_the_settings_of_the_same_name():
+    settings = ServerSettings(max_tokens=7, time_budget_ms=0, asked_time_budget_ms=2500)
+    pipeline = settings.suggestion()
+    assert (pipeline.max_tokens, pipeline.time_budget_s, pipeline.asked_time_budget_s) == (
+        7,
+        None,
+        2.5,
+    )
+    assert pipeline.line_policy == settings.line_policy
