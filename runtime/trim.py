@@ -89,15 +89,17 @@ def early_cut(
     text: str, ctx: CursorContext, *, single_line: bool, final: bool, fences: bool = True
 ) -> tuple[int, str] | None:
     """The first place the suggestion is over, judged on complete lines (all of them when
-    ``final``): end of line, a markdown fence, a line that leaves the block, a line that
-    repeats the next line of the file."""
-    if single_line:
-        newline = text.find("\n")
-        if newline != -1:
-            return newline, "newline"
-    lines = text.split("\n")
-    base, opens_block = _block_of(ctx, lines[0])
+    ``final``): a first line that is the next line of the file, the end of the line when one
+    is wanted (unless it opens a block whose body is missing), a markdown fence, a line that
+    leaves the block, a line that repeats the next line of the file."""
     following = _next_code_line(ctx)
+    lines = text.split("\n")
+    first_done = final or len(lines) > 1
+    if first_done and following and (ctx.line_prefix + lines[0]).strip() == following:
+        return 0, "suffix"  # it wrote the next line of the file, not what goes here
+    if single_line and len(lines) > 1 and not _needs_body(ctx, lines[0]):
+        return len(lines[0]), "newline"
+    base, opens_block = _block_of(ctx, lines[0])
     offset = len(lines[0]) + 1
     for number, line in enumerate(lines[1:], start=2):
         # The last line may still grow; its indentation is known once it has a character.
@@ -132,6 +134,16 @@ def _block_of(ctx: CursorContext, first_line: str) -> tuple[int, bool]:
         base = indent_width(ctx.line_prefix + (first_line if first_line.strip() else ""))
     opens_block = (ctx.line_prefix + first_line).rstrip().endswith(_OPENS)
     return base, opens_block
+
+
+def _needs_body(ctx: CursorContext, first_line: str) -> bool:
+    """Whether the suggestion's first line opens a block whose body is not below the cursor
+    (one line would leave the code broken, so the body may follow)."""
+    line = ctx.line_prefix + first_line
+    if not line.rstrip().endswith((":", "{")):
+        return False
+    below = next((ln for ln in ctx.next_lines.split("\n") if ln.strip()), None)
+    return below is None or indent_width(below) <= indent_width(line)
 
 
 def _next_code_line(ctx: CursorContext) -> str:

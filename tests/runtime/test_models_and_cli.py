@@ -61,9 +61,7 @@ def test_each_role_prefers_its_catalog_model(tmp_path: Path, monkeypatch):
     assert asked == [QWEN_15B, QWEN_05B, SMOLLM2]
 
 
-def test_a_damaged_catalog_file_is_refused_with_the_reinstall_command(
-    tmp_path: Path, monkeypatch
-):
+def test_a_damaged_catalog_file_is_refused_with_the_reinstall_command(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("LLAMACODE_MODELS_DIR", str(tmp_path))
     monkeypatch.delenv("LLAMACODE_MODEL", raising=False)
     (tmp_path / SMOLLM2.file_name).write_bytes(b"not the model")

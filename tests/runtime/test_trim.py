@@ -176,3 +176,16 @@ def test_on_a_blank_line_the_first_line_of_the_suggestion_sets_the_block():
     c = ctx('def f(xs):\n    """Sum."""\n', "\n")
     raw = "    return sum(xs)\n\n\n# Check function to verify the solution\ndef check():"
     assert multi(raw, c) == "    return sum(xs)"
+
+
+def test_a_first_line_that_is_the_next_line_of_the_file_is_not_shown():
+    c = ctx("def f(xs):\n    xs.sort()\n", "\n    ans = []\n    return ans\n")
+    assert finish("    ans = []", c, single_line=True) == ""
+
+
+def test_one_line_that_opens_a_block_without_a_body_below_keeps_its_body():
+    c = ctx("def f(n):\n", "\n    total = 0\n")
+    raw = "    if n < 0:\n        n = -n\n    total = 0"
+    assert finish(raw, c, single_line=True) == "    if n < 0:\n        n = -n"
+    with_body = ctx("def f(n):\n", "\n        n = -n\n")
+    assert finish("    if n < 0:\n        n = -n", with_body, single_line=True) == "    if n < 0:"
