@@ -90,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("source", type=Path, help="HumanEval.jsonl(.gz)")
     p.add_argument("-o", "--output", type=Path, required=True, help="tasks.jsonl or .jsonl.gz")
     p.add_argument("--every", type=int, default=1, help="keep every N-th task (deterministic)")
+    p.add_argument("--start", type=int, default=0, help="the first task kept (0 .. N-1)")
     p.set_defaults(func=_build_single_line)
 
     p = sub.add_parser("key-retrieval", help="long-context key retrieval at depths 0/0.2/0.4")
@@ -251,7 +252,7 @@ def _build_single_line(args: argparse.Namespace) -> int:
     from training.evaluation.fim_tasks import write_tasks
     from training.evaluation.single_line import build_single_line
 
-    problems = build_single_line(args.source, args.every)
+    problems = build_single_line(args.source, args.every, args.start)
     path = write_tasks(problems, args.output)
     print(f"wrote {len(problems)} tasks to {path}")
     return 0

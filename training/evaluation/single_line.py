@@ -47,11 +47,12 @@ def single_line_problems(rows: Iterable[dict[str, object]]) -> list[FimProblem]:
     return problems
 
 
-def build_single_line(source: str | Path, every: int = 1) -> list[FimProblem]:
-    """The tasks of a HumanEval file (``.jsonl`` or ``.jsonl.gz``), every ``every``-th one."""
-    if every < 1:
-        raise DataFormatError("--every must be at least 1")
+def build_single_line(source: str | Path, every: int = 1, start: int = 0) -> list[FimProblem]:
+    """The tasks of a HumanEval file (``.jsonl`` or ``.jsonl.gz``): every ``every``-th one
+    from the ``start``-th (so disjoint subsets differ in ``start``)."""
+    if every < 1 or not 0 <= start < every:
+        raise DataFormatError("--every must be at least 1 and --start in 0 .. every-1")
     problems = single_line_problems(read_jsonl(source))
     if not problems:
         raise DataFormatError(f"{source} holds no HumanEval problems")
-    return problems[::every]
+    return problems[start::every]
