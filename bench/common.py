@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 def default_model() -> Path:
     """SmolLM2-135M, the smallest catalog model (the throughput benchmarks' reference model
     unless --model is given)."""
-    from runtime.catalog import SMOLLM2
-    from runtime.models import catalog_path
+    from llamacode.runtime.catalog import SMOLLM2
+    from llamacode.runtime.models import catalog_path
 
     path = catalog_path(SMOLLM2)
     if not path.is_file():

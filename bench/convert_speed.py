@@ -23,21 +23,21 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.checkpoint_format import (
+from llamacode.convert.checkpoint_format import (
     MODEL_FILE,
     CheckpointConfig,
     ModelConfig,
     TokenizerRef,
     write_config,
 )
-from convert.llama_layout import meta_shapes
-from convert.safetensors_io import write_safetensors
+from llamacode.convert.llama_layout import meta_shapes
+from llamacode.convert.safetensors_io import write_safetensors
 
 CHILD = """
 import json, resource, sys, time
-from convert.export_gguf import export_gguf
-from convert.import_gguf import import_gguf
-from convert.quantize import quantize_gguf
+from llamacode.convert.export_gguf import export_gguf
+from llamacode.convert.import_gguf import import_gguf
+from llamacode.convert.quantize import quantize_gguf
 verb, src, dst, kind = sys.argv[1:5]
 start = time.perf_counter()
 if verb == "export":

@@ -36,12 +36,12 @@ from pathlib import Path
 
 from common import OUT, finish, median, peer_binary, percentile
 
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
-from runtime.fim import FimMode
-from runtime.models import Role, resolve_model
-from runtime.suggest import suggest
-from runtime.types import SuggestRequest, SuggestSettings
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
+from llamacode.runtime.fim import FimMode
+from llamacode.runtime.models import Role, resolve_model
+from llamacode.runtime.suggest import suggest
+from llamacode.runtime.types import SuggestRequest, SuggestSettings
 
 SOURCE = Path(sysconfig.get_paths()["stdlib"]) / "bisect.py"
 SUGGESTION_PATH = "llamacode suggestion path (shipped)"

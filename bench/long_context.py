@@ -22,10 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
-from runtime.loader import KV_BYTES_PER_VALUE
-from runtime.models import resolve_model
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
+from llamacode.runtime.loader import KV_BYTES_PER_VALUE
+from llamacode.runtime.models import resolve_model
 
 
 def gpu_memory_mib() -> float | None:

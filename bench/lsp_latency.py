@@ -21,7 +21,7 @@ from pathlib import Path
 from common import ROOT, finish, median, percentile
 from tqdm import tqdm
 
-from lsp.client import LspClient, file_uri, serve_argv
+from llamacode.lsp.client import LspClient, file_uri, serve_argv
 
 
 def main() -> int:

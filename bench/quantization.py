@@ -19,10 +19,14 @@ from pathlib import Path
 
 from common import BENCH, default_model, finish, median
 
-from convert.quantize import quantize_gguf
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
-from training.evaluation.perplexity import LogitScorer, PerplexityConfig, evaluate_perplexity
+from llamacode.convert.quantize import quantize_gguf
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
+from llamacode.training.evaluation.perplexity import (
+    LogitScorer,
+    PerplexityConfig,
+    evaluate_perplexity,
+)
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 HELD_OUT = [STDLIB / n for n in ("textwrap.py", "heapq.py", "shlex.py", "colorsys.py", "bisect.py")]

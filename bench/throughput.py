@@ -19,8 +19,8 @@ from pathlib import Path
 
 from common import default_model, finish, median, peer_binary
 
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
 
 SOURCE = Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py"
 

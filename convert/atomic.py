@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from convert.errors import ConvertError, OutputExistsError
+from llamacode.convert.errors import ConvertError, OutputExistsError
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 

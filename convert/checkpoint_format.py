@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from convert.errors import MissingTokenizerError, UnknownSourceError
+from llamacode.convert.errors import MissingTokenizerError, UnknownSourceError
 
 FORMAT = "llamacode-checkpoint"
 FORMAT_VERSION = 1

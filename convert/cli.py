@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convert.atomic import refuse_existing, stopped_by_signals_cleanly
-from runtime.errors import ConfigError
+from llamacode.convert.atomic import refuse_existing, stopped_by_signals_cleanly
+from llamacode.runtime.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,7 +83,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _convert_now(args: argparse.Namespace) -> int:
-    from convert.gguf_kv import is_gguf
+    from llamacode.convert.gguf_kv import is_gguf
 
     progress = not args.no_progress
     if args.src.is_file() and is_gguf(args.src):
@@ -91,7 +91,7 @@ def _convert_now(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "--type, --name and --bpe-pre apply when writing a GGUF, not a checkpoint"
             )
-        from convert.import_gguf import import_gguf
+        from llamacode.convert.import_gguf import import_gguf
 
         report = import_gguf(args.src, args.out, progress=progress)
         hp = report.hparams
@@ -100,7 +100,7 @@ def _convert_now(args: argparse.Namespace) -> int:
             f"{hp.vocab_size}, FIM {report.fim or 'none'}) in {report.seconds:.1f} s"
         )
         return 0
-    from convert.export_gguf import export_gguf
+    from llamacode.convert.export_gguf import export_gguf
 
     refuse_existing(args.out, args.force)
     report = export_gguf(
@@ -120,7 +120,7 @@ def _convert_now(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from convert.quantize import quantize_gguf
+    from llamacode.convert.quantize import quantize_gguf
 
     refuse_existing(args.out, args.force)
     with stopped_by_signals_cleanly():
@@ -143,7 +143,7 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _fix_fim(args: argparse.Namespace) -> int:
-    from convert.fix_fim import fix_fim
+    from llamacode.convert.fix_fim import fix_fim
 
     refuse_existing(args.out, args.force)
     with stopped_by_signals_cleanly():

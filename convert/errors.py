@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.errors import InvalidModelError, LlamacodeError
+from llamacode.runtime.errors import InvalidModelError, LlamacodeError
 
 
 class ConvertError(LlamacodeError):

@@ -18,13 +18,13 @@ from gguf import GGMLQuantizationType, LlamaFileType
 from gguf.constants import GGML_QUANT_SIZES, GGML_QUANT_VERSION
 from gguf.quants import quantize
 
-from convert.checkpoint_format import ModelConfig
-from convert.errors import UnsupportedTypeError
-from convert.gguf_kv import KV, kv_float32, kv_string, kv_uint32
-from convert.gguf_write import PlannedTensor, write_gguf
-from convert.llama_layout import gguf_name, meta_shapes
-from convert.sources import SourceModel, load_source
-from runtime.gguf_keys import LLAMA_ARCH, Keys
+from llamacode.convert.checkpoint_format import ModelConfig
+from llamacode.convert.errors import UnsupportedTypeError
+from llamacode.convert.gguf_kv import KV, kv_float32, kv_string, kv_uint32
+from llamacode.convert.gguf_write import PlannedTensor, write_gguf
+from llamacode.convert.llama_layout import gguf_name, meta_shapes
+from llamacode.convert.sources import SourceModel, load_source
+from llamacode.runtime.gguf_keys import LLAMA_ARCH, Keys
 
 # Output types the numpy path writes, and the file type each declares.
 OUTPUT_TYPES: dict[str, tuple[GGMLQuantizationType, LlamaFileType]] = {

@@ -10,8 +10,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from convert.errors import FimTokensNotFoundError, MissingTokenizerError
-from convert.gguf_kv import (
+from llamacode.convert.errors import FimTokensNotFoundError, MissingTokenizerError
+from llamacode.convert.gguf_kv import (
     as_text,
     numpy_shape,
     open_gguf,
@@ -19,10 +19,10 @@ from convert.gguf_kv import (
     read_tensor_bytes,
     token_texts,
 )
-from convert.gguf_write import PlannedTensor, write_gguf
-from convert.vocab import Vocab, fim_kvs
-from runtime.fim import FimTokens
-from runtime.gguf_keys import LLAMA_ARCH, TOKENIZER_PREFIX, Keys
+from llamacode.convert.gguf_write import PlannedTensor, write_gguf
+from llamacode.convert.vocab import Vocab, fim_kvs
+from llamacode.runtime.fim import FimTokens
+from llamacode.runtime.gguf_keys import LLAMA_ARCH, TOKENIZER_PREFIX, Keys
 
 
 def fix_fim(

@@ -20,10 +20,10 @@ from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 from gguf.constants import GGML_QUANT_SIZES
 from gguf.quants import quant_shape_to_byte_shape
 
-from convert.errors import InvalidGGUFError, UnsupportedArchitectureError
-from runtime.errors import InvalidModelError
-from runtime.gguf_file import GGUFHeader, read_header, read_tensor_data
-from runtime.gguf_keys import GGUF_MAGIC, LLAMA_ARCH, Keys
+from llamacode.convert.errors import InvalidGGUFError, UnsupportedArchitectureError
+from llamacode.runtime.errors import InvalidModelError
+from llamacode.runtime.gguf_file import GGUFHeader, read_header, read_tensor_data
+from llamacode.runtime.gguf_keys import GGUF_MAGIC, LLAMA_ARCH, Keys
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter
 from tqdm import tqdm
 
-from convert.atomic import atomic_file
-from convert.gguf_kv import KV, add_kvs, add_planned_tensor, tensor_nbytes
-from runtime.gguf_keys import LLAMA_ARCH
+from llamacode.convert.atomic import atomic_file
+from llamacode.convert.gguf_kv import KV, add_kvs, add_planned_tensor, tensor_nbytes
+from llamacode.runtime.gguf_keys import LLAMA_ARCH
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from gguf import GGUFWriter
 from gguf.quants import dequantize
 from tqdm import tqdm
 
-from convert.atomic import atomic_directory
-from convert.checkpoint_format import (
+from llamacode.convert.atomic import atomic_directory
+from llamacode.convert.checkpoint_format import (
     FIM_ROLES,
     MODEL_FILE,
     CheckpointConfig,
@@ -26,8 +26,12 @@ from convert.checkpoint_format import (
     TokenizerRef,
     write_config,
 )
-from convert.errors import MissingTokenizerError, TensorShapeError, UnsupportedArchitectureError
-from convert.gguf_kv import (
+from llamacode.convert.errors import (
+    MissingTokenizerError,
+    TensorShapeError,
+    UnsupportedArchitectureError,
+)
+from llamacode.convert.gguf_kv import (
     KV,
     add_kvs,
     as_int,
@@ -39,11 +43,11 @@ from convert.gguf_kv import (
     require_llama,
     token_texts,
 )
-from convert.llama_layout import gguf_name, meta_from_gguf, meta_shapes
-from convert.safetensors_io import write_safetensors
-from convert.vocab import Vocab
-from runtime.gguf_keys import LLAMA_ARCH, TOKENIZER_PREFIX, Keys
-from runtime.model_facts import LLAMA_DEFAULT_ROPE_BASE
+from llamacode.convert.llama_layout import gguf_name, meta_from_gguf, meta_shapes
+from llamacode.convert.safetensors_io import write_safetensors
+from llamacode.convert.vocab import Vocab
+from llamacode.runtime.gguf_keys import LLAMA_ARCH, TOKENIZER_PREFIX, Keys
+from llamacode.runtime.model_facts import LLAMA_DEFAULT_ROPE_BASE
 
 EMBEDDINGS = "tok_embeddings.weight"
 OUTPUT = "output.weight"

@@ -12,7 +12,7 @@ import re
 import numpy as np
 from gguf.constants import MODEL_TENSOR, TENSOR_NAMES
 
-from convert.checkpoint_format import ModelConfig
+from llamacode.convert.checkpoint_format import ModelConfig
 
 
 def meta_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -20,10 +20,10 @@ import numpy as np
 from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 
-from convert.atomic import atomic_file
-from convert.errors import QuantizeFailedError, UnsupportedTypeError
-from convert.export_gguf import OUTPUT_TYPES, encode, tensor_type
-from convert.gguf_kv import (
+from llamacode.convert.atomic import atomic_file
+from llamacode.convert.errors import QuantizeFailedError, UnsupportedTypeError
+from llamacode.convert.export_gguf import OUTPUT_TYPES, encode, tensor_type
+from llamacode.convert.gguf_kv import (
     as_text,
     kv_uint32,
     numpy_shape,
@@ -31,7 +31,7 @@ from convert.gguf_kv import (
     read_kv,
     read_tensor_bytes,
 )
-from convert.gguf_write import PlannedTensor, write_gguf
+from llamacode.convert.gguf_write import PlannedTensor, write_gguf
 
 Engine = Literal["auto", "numpy", "llama.cpp"]
 FLOAT_TYPES = ("f32", "f16", "bf16")

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from convert.errors import CorruptHeaderError, TruncatedFileError
+from llamacode.convert.errors import CorruptHeaderError, TruncatedFileError
 
 # Safetensors dtype -> (numpy storage dtype, bytes per element). bf16 is stored as uint16.
 _DTYPES: dict[str, tuple[np.dtype, int]] = {

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from convert.checkpoint_format import (
+from llamacode.convert.checkpoint_format import (
     CONFIG_FILE,
     FORMAT,
     MODEL_FILE,
@@ -26,19 +26,19 @@ from convert.checkpoint_format import (
     is_checkpoint_config,
     parse_config,
 )
-from convert.errors import (
+from llamacode.convert.errors import (
     MissingTokenizerError,
     MissingWeightsError,
     TensorShapeError,
     UnknownSourceError,
     UnsupportedArchitectureError,
 )
-from convert.gguf_kv import kv_bool
-from convert.llama_layout import hf_name, hf_to_meta_rows, meta_shapes
-from convert.safetensors_io import SafetensorsFile
-from convert.vocab import Vocab, bpe_vocab, fim_kvs, gguf_vocab, sentencepiece_vocab
-from runtime.fim import detect_fim
-from runtime.gguf_keys import Keys
+from llamacode.convert.gguf_kv import kv_bool
+from llamacode.convert.llama_layout import hf_name, hf_to_meta_rows, meta_shapes
+from llamacode.convert.safetensors_io import SafetensorsFile
+from llamacode.convert.vocab import Vocab, bpe_vocab, fim_kvs, gguf_vocab, sentencepiece_vocab
+from llamacode.runtime.fim import detect_fim
+from llamacode.runtime.gguf_keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from gguf import GGUFValueType, TokenType
 
-from convert.errors import MissingTokenizerError
-from convert.gguf_kv import (
+from llamacode.convert.errors import MissingTokenizerError
+from llamacode.convert.gguf_kv import (
     KV,
     kv_array,
     kv_bool,
@@ -28,8 +28,8 @@ from convert.gguf_kv import (
     read_kv,
     token_texts,
 )
-from runtime.fim import FimTokens, detect_fim
-from runtime.gguf_keys import TOKENIZER_PREFIX, Keys
+from llamacode.runtime.fim import FimTokens, detect_fim
+from llamacode.runtime.gguf_keys import TOKENIZER_PREFIX, Keys
 
 # llama.cpp pre-tokenizer names for the Hugging Face pre-tokenizer configurations we
 # recognise exactly. Anything else must be named by the user (--bpe-pre).

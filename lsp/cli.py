@@ -9,13 +9,13 @@ import os
 import sys
 from typing import BinaryIO
 
-from lsp.settings import ServerSettings
-from runtime.dataclass_flags import add_flags, values_from_args
+from llamacode.lsp.settings import ServerSettings
+from llamacode.runtime.dataclass_flags import add_flags, values_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` and ``demo`` verbs."""
-    from runtime.cli import add_model_flags
+    from llamacode.runtime.cli import add_model_flags
 
     serve = subparsers.add_parser(
         "serve",
@@ -59,9 +59,9 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Run the server until the client says exit."""
-    from lsp.server import create_server
-    from lsp.transport import serve_stdio, serve_tcp
-    from runtime.cli import engine_config
+    from llamacode.lsp.server import create_server
+    from llamacode.lsp.transport import serve_stdio, serve_tcp
+    from llamacode.runtime.cli import engine_config
 
     logging.getLogger("pygls").setLevel(logging.WARNING)
     # A file that crashes llama.cpp must not take the editor's server down with it.
@@ -91,7 +91,7 @@ def _private_stdout() -> BinaryIO:
 
 def demo_command(args: argparse.Namespace) -> int:
     """Drive the server like an editor: open, complete, chat, print with latencies."""
-    from lsp.demo import run_demo
+    from llamacode.lsp.demo import run_demo
 
     return run_demo(
         args.file,

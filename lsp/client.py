@@ -16,8 +16,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from runtime.children import python_argv
-from runtime.errors import LlamacodeError
+from llamacode.runtime.children import python_argv
+from llamacode.runtime.errors import LlamacodeError
 
 
 class LspError(LlamacodeError):
@@ -26,7 +26,7 @@ class LspError(LlamacodeError):
 
 def serve_argv(*flags: str) -> list[str]:
     """The command that starts ``llamacode serve --stdio`` with this Python."""
-    launcher = "from runtime.cli import main; raise SystemExit(main())"
+    launcher = "from llamacode.runtime.cli import main; raise SystemExit(main())"
     return python_argv("-c", launcher, "serve", "--stdio", *flags)
 
 

@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from lsp.client import LspClient, file_uri, serve_argv
-from runtime.errors import ConfigError
+from llamacode.lsp.client import LspClient, file_uri, serve_argv
+from llamacode.runtime.errors import ConfigError
 
 
 def pick_cursor(lines: list[str]) -> tuple[int, str]:

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from runtime.models import Role
+from llamacode.runtime.models import Role
 
 if TYPE_CHECKING:
-    from runtime.engine import Engine
+    from llamacode.runtime.engine import Engine
 
 log = logging.getLogger("llamacode.lsp")
 T = TypeVar("T")
@@ -88,9 +88,9 @@ class ModelHost:
         on_done: Callable[[str | None], None],
         engine_config: Any,
     ) -> None:
-        from runtime.config import EngineConfig
-        from runtime.engine import Engine
-        from runtime.models import resolve_model
+        from llamacode.runtime.config import EngineConfig
+        from llamacode.runtime.engine import Engine
+        from llamacode.runtime.models import resolve_model
 
         config = engine_config or EngineConfig()
         try:
@@ -122,8 +122,8 @@ class ModelHost:
     def _load_asked(
         self, generation: int, requested: str | None, engine: Engine, typing_path: Any, config: Any
     ) -> None:
-        from runtime.engine import Engine
-        from runtime.models import resolve_model
+        from llamacode.runtime.engine import Engine
+        from llamacode.runtime.models import resolve_model
 
         asked = None
         try:

@@ -31,8 +31,8 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
-from lsp.cache import CachedSuggestion, SuggestionCache
-from lsp.chat import (
+from llamacode.lsp.cache import CachedSuggestion, SuggestionCache
+from llamacode.lsp.chat import (
     COMMANDS,
     InvalidRequest,
     command_edits,
@@ -41,17 +41,17 @@ from lsp.chat import (
     parse_selection,
     with_context,
 )
-from lsp.model_host import ModelHost
-from lsp.settings import ServerSettings
-from lsp.stats import ServerStats
-from lsp.workspace import fs_path as _fs_path
-from lsp.workspace import in_workspace
-from lsp.workspace import is_under as _under
-from runtime.config import GenerationConfig
-from runtime.context import ExtraContext
-from runtime.models import Role
-from runtime.suggest import suggest, warm
-from runtime.types import CancelToken, SuggestRequest
+from llamacode.lsp.model_host import ModelHost
+from llamacode.lsp.settings import ServerSettings
+from llamacode.lsp.stats import ServerStats
+from llamacode.lsp.workspace import fs_path as _fs_path
+from llamacode.lsp.workspace import in_workspace
+from llamacode.lsp.workspace import is_under as _under
+from llamacode.runtime.config import GenerationConfig
+from llamacode.runtime.context import ExtraContext
+from llamacode.runtime.models import Role
+from llamacode.runtime.suggest import suggest, warm
+from llamacode.runtime.types import CancelToken, SuggestRequest
 
 log = logging.getLogger("llamacode.lsp")
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.dataclass_flags import field_option, field_type, option
-from runtime.types import LINE_POLICIES, SuggestSettings
+from llamacode.runtime.dataclass_flags import field_option, field_type, option
+from llamacode.runtime.types import LINE_POLICIES, SuggestSettings
 
 log = logging.getLogger(__name__)
 

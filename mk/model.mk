@@ -18,12 +18,12 @@ FIM_SMOKE := evals/fim_smoke.jsonl
 FIM_EVAL_DIR := $(FIM_OUT)/eval
 # Extra tasks cut from standard-library files the corpus left out (code the model never saw).
 FIM_HELDOUT := $(FIM_EVAL_DIR)/heldout_stdlib.jsonl.gz
-SMOLLM2_GGUF = $(shell $(PY) -c 'from runtime.models import catalog_path; print(catalog_path("smollm2-135m"))')
+SMOLLM2_GGUF = $(shell $(PY) -c 'from llamacode.runtime.models import catalog_path; print(catalog_path("smollm2-135m"))')
 
 .PHONY: model model-corpus model-eval
 
 $(FIM_OUT)/corpus/manifest.json: training/corpus.py $(wildcard evals/*.jsonl*) | install-dev
-	$(PY) -m training.corpus --out $(FIM_OUT)/corpus --eval evals
+	$(PY) -m llamacode.training.corpus --out $(FIM_OUT)/corpus --eval evals
 
 model-corpus: $(FIM_OUT)/corpus/manifest.json
 
@@ -46,7 +46,7 @@ $(FIM_OUT)/model/.done: $(FIM_OUT)/data/index.json $(FIM_CONFIG)
 # Second stage: the same corpus cut into pieces of at most 800 characters (short middles
 # that end with EOT, as in an editor); its shards are prepared by `llamacode train`.
 $(FIM_OUT)/corpus-short/manifest.json: training/corpus.py $(wildcard evals/*.jsonl*) | install-dev
-	$(PY) -m training.corpus --out $(FIM_OUT)/corpus-short --eval evals --chunk-chars 800
+	$(PY) -m llamacode.training.corpus --out $(FIM_OUT)/corpus-short --eval evals --chunk-chars 800
 
 $(FIM_OUT)/model-short/.done: $(FIM_OUT)/model/.done $(FIM_OUT)/corpus-short/manifest.json $(FIM_SHORT_CONFIG)
 	if [ -f $(FIM_OUT)/model-short/trainer_state.json ]; then \

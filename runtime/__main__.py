@@ -1,7 +1,7 @@
-"""``python -m runtime`` runs the ``llamacode`` command."""
+"""``python -m llamacode.runtime`` runs the ``llamacode`` command."""
 
 import sys
 
-from runtime.cli import main
+from llamacode.runtime.cli import main
 
 sys.exit(main())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.fim import FimMode
+from llamacode.runtime.fim import FimMode
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 the user's Python environment variables.
 
 Editors start the language server in the workspace folder. A child started there as
-``python -m runtime.probe`` would put that folder first on ``sys.path``, so a workspace
+``python -m llamacode.runtime.probe`` would put that folder first on ``sys.path``, so a workspace
 holding ``runtime/__init__.py`` (or just ``typing.py``) would run its own code inside our
 child. ``-I`` keeps the working directory, ``PYTHON*`` variables and the user's site
 directory out of the child's imports, and the child runs in a neutral directory.

@@ -18,16 +18,16 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runtime.config import KV_CACHE_TYPES, EngineConfig, GenerationConfig
-from runtime.dataclass_flags import Option, add_flags, values_from_args
-from runtime.errors import ConfigError, LlamacodeError
-from runtime.fim import FimMode
-from runtime.models import Role
-from runtime.textfile import checked_text, decoded_line, read_text
-from runtime.types import LINE_POLICIES, ContextFile, SuggestRequest, SuggestSettings
+from llamacode.runtime.config import KV_CACHE_TYPES, EngineConfig, GenerationConfig
+from llamacode.runtime.dataclass_flags import Option, add_flags, values_from_args
+from llamacode.runtime.errors import ConfigError, LlamacodeError
+from llamacode.runtime.fim import FimMode
+from llamacode.runtime.models import Role
+from llamacode.runtime.textfile import checked_text, decoded_line, read_text
+from llamacode.runtime.types import LINE_POLICIES, ContextFile, SuggestRequest, SuggestSettings
 
 if TYPE_CHECKING:
-    from runtime.engine import Engine
+    from llamacode.runtime.engine import Engine
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         register_verbs(sub)
-    if "runtime.cli:register" not in seen:
+    if "llamacode.runtime.cli:register" not in seen:
         register(sub)
     return parser
 
@@ -182,8 +182,8 @@ def parse_override(text: str) -> tuple[str, bool | int | float | str]:
 
 def load_engine(args: argparse.Namespace, role: Role = Role.ASKED) -> Engine:
     """The model for ``role`` (``--model`` wins), loaded with the flags' settings."""
-    from runtime.engine import Engine
-    from runtime.models import resolve_model
+    from llamacode.runtime.engine import Engine
+    from llamacode.runtime.models import resolve_model
 
     resolved = resolve_model(args.model, role)
     return Engine.load(resolved.path, engine_config(args))
@@ -318,7 +318,7 @@ def cmd_infill(args: argparse.Namespace) -> int:
 
 def _run_suggest(args: argparse.Namespace, text: str, offset: int, path: str) -> int:
     """Print the suggestion the editor would show (stdout) and what it cost (stderr)."""
-    from runtime.suggest import suggest
+    from llamacode.runtime.suggest import suggest
 
     engine = load_engine(args, Role.TYPING if args.while_typing else Role.ASKED)
     request = SuggestRequest(text, offset, path=path, context=_extra_context(args))
@@ -376,9 +376,9 @@ def _write_flush(text: str) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from runtime.loader import plan_load
-    from runtime.model_facts import read_facts
-    from runtime.models import resolve_model
+    from llamacode.runtime.loader import plan_load
+    from llamacode.runtime.model_facts import read_facts
+    from llamacode.runtime.models import resolve_model
 
     path = Path(args.model) if args.model else resolve_model().path
     facts = read_facts(path)
@@ -438,10 +438,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """What each role uses, then every model llamacode can see or install."""
-    from runtime.catalog import CATALOG
-    from runtime.install import installed_path
-    from runtime.model_facts import read_facts
-    from runtime.models import available_models, models_dir
+    from llamacode.runtime.catalog import CATALOG
+    from llamacode.runtime.install import installed_path
+    from llamacode.runtime.model_facts import read_facts
+    from llamacode.runtime.models import available_models, models_dir
 
     directory = models_dir()
     in_use = {role.value: _first_path(available_models(role=role)) for role in Role}
@@ -507,9 +507,9 @@ def _first_path(models: list) -> str | None:
 
 def cmd_models_install(args: argparse.Namespace) -> int:
     """Download, assemble and verify catalog models; verified files are kept as they are."""
-    from runtime.catalog import CATALOG, catalog_model
-    from runtime.install import install
-    from runtime.models import PREFERENCE, models_dir
+    from llamacode.runtime.catalog import CATALOG, catalog_model
+    from llamacode.runtime.install import install
+    from llamacode.runtime.models import PREFERENCE, models_dir
 
     if args.all:
         wanted = list(CATALOG)

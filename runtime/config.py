@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from runtime.fim import FimMode
+from llamacode.runtime.fim import FimMode
 
 # KV-cache value types llama.cpp accepts, by the names users type.
 KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import unquote
 
-from runtime.types import ContextFile
+from llamacode.runtime.types import ContextFile
 
 CountTokens = Callable[[str], int]
 

@@ -25,18 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.context import LineTokenCounter, comment_block
-from runtime.errors import ConfigError, LlamacodeError
-from runtime.fim import FimMode, FimTokens, fim_layout, prefix_only_layout, repo_head
-from runtime.kv_reuse import ReusePlan, plan_reuse, shift_order
-from runtime.loader import LoadPlan, load_llama
-from runtime.model_facts import ModelFacts, read_facts
-from runtime.probe import probe_model
-from runtime.sampling import Sampler
-from runtime.stops import stop_string_cut
-from runtime.template import CHATML_TEMPLATE, LLAMA2_TEMPLATE, render_chat
-from runtime.types import CancelToken, ContextFile, EngineStats, Generation
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.context import LineTokenCounter, comment_block
+from llamacode.runtime.errors import ConfigError, LlamacodeError
+from llamacode.runtime.fim import FimMode, FimTokens, fim_layout, prefix_only_layout, repo_head
+from llamacode.runtime.kv_reuse import ReusePlan, plan_reuse, shift_order
+from llamacode.runtime.loader import LoadPlan, load_llama
+from llamacode.runtime.model_facts import ModelFacts, read_facts
+from llamacode.runtime.probe import probe_model
+from llamacode.runtime.sampling import Sampler
+from llamacode.runtime.stops import stop_string_cut
+from llamacode.runtime.template import CHATML_TEMPLATE, LLAMA2_TEMPLATE, render_chat
+from llamacode.runtime.types import CancelToken, ContextFile, EngineStats, Generation
 
 log = logging.getLogger("llamacode.runtime")
 

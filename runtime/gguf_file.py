@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import InvalidModelError, ModelNotFoundError
-from runtime.gguf_keys import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, Keys
+from llamacode.runtime.errors import InvalidModelError, ModelNotFoundError
+from llamacode.runtime.gguf_keys import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, Keys
 
 SUPPORTED_VERSIONS = (2, 3)
 MAX_DIMS = 4

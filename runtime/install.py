@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.catalog import CatalogModel, Wheel
-from runtime.children import module_argv
-from runtime.errors import LlamacodeError
+from llamacode.runtime.catalog import CatalogModel, Wheel
+from llamacode.runtime.children import module_argv
+from llamacode.runtime.errors import LlamacodeError
 
 _CHUNK = 1 << 20
 _STAMP_SUFFIX = ".verified.json"

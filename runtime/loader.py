@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from runtime.config import DEFAULT_CTX_CAP, KV_CACHE_TYPES, LONG_CONTEXT, EngineConfig
-from runtime.errors import ConfigError, InsufficientMemoryError, ModelLoadError
-from runtime.fim import FimFamily
-from runtime.model_facts import ModelFacts
+from llamacode.runtime.config import DEFAULT_CTX_CAP, KV_CACHE_TYPES, LONG_CONTEXT, EngineConfig
+from llamacode.runtime.errors import ConfigError, InsufficientMemoryError, ModelLoadError
+from llamacode.runtime.fim import FimFamily
+from llamacode.runtime.model_facts import ModelFacts
 
 log = logging.getLogger("llamacode.runtime")
 

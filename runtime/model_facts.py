@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.catalog import measured_fim_mode
-from runtime.errors import InvalidModelError
-from runtime.fim import FimMode, FimTokens, detect_fim
-from runtime.gguf_file import GGUFHeader, read_header
-from runtime.gguf_keys import Keys
+from llamacode.runtime.catalog import measured_fim_mode
+from llamacode.runtime.errors import InvalidModelError
+from llamacode.runtime.fim import FimMode, FimTokens, detect_fim
+from llamacode.runtime.gguf_file import GGUFHeader, read_header
+from llamacode.runtime.gguf_keys import Keys
 
 # llama.cpp's file types (general.file_type), as users know them.
 FILE_TYPES = {

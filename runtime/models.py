@@ -12,9 +12,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from runtime.catalog import CATALOG, QWEN_05B, QWEN_15B, SMOLLM2, CatalogModel, catalog_model
-from runtime.errors import ModelNotFoundError
-from runtime.install import installed_path, verify
+from llamacode.runtime.catalog import (
+    CATALOG,
+    QWEN_05B,
+    QWEN_15B,
+    SMOLLM2,
+    CatalogModel,
+    catalog_model,
+)
+from llamacode.runtime.errors import ModelNotFoundError
+from llamacode.runtime.install import installed_path, verify
 
 ENV_MODEL = "LLAMACODE_MODEL"
 ENV_MODELS_DIR = "LLAMACODE_MODELS_DIR"

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.children import CHILD_CWD, module_argv
-from runtime.errors import (
+from llamacode.runtime.children import CHILD_CWD, module_argv
+from llamacode.runtime.errors import (
     InvalidModelError,
     LlamacodeError,
     ModelLoadError,
@@ -62,8 +62,8 @@ def probe_model(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> None:
 
 
 def _child(path: str) -> int:
-    from runtime.config import EngineConfig, GenerationConfig
-    from runtime.engine import Engine
+    from llamacode.runtime.config import EngineConfig, GenerationConfig
+    from llamacode.runtime.engine import Engine
 
     try:
         engine = Engine.load(path, EngineConfig(n_ctx=64, n_batch=64, check_memory=True))

@@ -23,13 +23,19 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runtime.config import GenerationConfig
-from runtime.context import Budget, build_window, fit_context
-from runtime.trim import CursorContext, Trim, heal_prefix, wants_single_line
-from runtime.types import CancelToken, Generation, Suggestions, SuggestRequest, SuggestSettings
+from llamacode.runtime.config import GenerationConfig
+from llamacode.runtime.context import Budget, build_window, fit_context
+from llamacode.runtime.trim import CursorContext, Trim, heal_prefix, wants_single_line
+from llamacode.runtime.types import (
+    CancelToken,
+    Generation,
+    Suggestions,
+    SuggestRequest,
+    SuggestSettings,
+)
 
 if TYPE_CHECKING:
-    from runtime.engine import Engine
+    from llamacode.runtime.engine import Engine
 
 # Stop reasons that leave the last line unfinished: it is dropped rather than shown cut.
 _UNFINISHED = ("time", "max_tokens", "context")

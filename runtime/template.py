@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runtime.errors import TemplateError
+from llamacode.runtime.errors import TemplateError
 
 MAX_OUTPUT_CHARS = 1_000_000
 MAX_WORK = 200_000
@@ -143,7 +143,7 @@ def render_chat(
 
     Raises :class:`TemplateError` on any failure, and as soon as the budget is spent.
     """
-    from runtime.template_worker import shared_worker
+    from llamacode.runtime.template_worker import shared_worker
 
     request = {
         "template": template,

@@ -20,8 +20,8 @@ import threading
 import time
 from typing import Any
 
-from runtime.children import CHILD_CWD, module_argv
-from runtime.errors import TemplateError
+from llamacode.runtime.children import CHILD_CWD, module_argv
+from llamacode.runtime.errors import TemplateError
 
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024  # address space, Python and Jinja included
 START_TIMEOUT_S = 60.0
@@ -187,7 +187,7 @@ def _cpu_used() -> float:
 
 
 def _render_line(line: bytes) -> dict[str, Any]:
-    from runtime.template import render_in_sandbox
+    from llamacode.runtime.template import render_in_sandbox
 
     try:
         request = json.loads(line)
@@ -202,7 +202,7 @@ def _render_line(line: bytes) -> dict[str, Any]:
 
 
 def _serve(memory_limit: int) -> int:
-    import runtime.template  # noqa: F401  (Jinja is loaded before the memory cap)
+    import llamacode.runtime.template  # noqa: F401  (Jinja is loaded before the memory cap)
 
     _limit("RLIMIT_AS", memory_limit)
     out = sys.stdout.buffer

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.errors import ConfigError
+from llamacode.runtime.errors import ConfigError
 
 MAX_TEXT_BYTES = 16 * 1024 * 1024
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from runtime.stops import indent_width
+from llamacode.runtime.stops import indent_width
 
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {v: k for k, v in OPENERS.items()}
@@ -140,7 +140,7 @@ def _needs_body(ctx: CursorContext, first_line: str) -> bool:
     """Whether the suggestion's first line opens a block whose body is not below the cursor
     (one line would leave the code broken, so the body may follow)."""
     line = ctx.line_prefix + first_line
-    if not line.rstrip().endswith((":", "{")):
+    if code_right_of_cursor(ctx) or not line.rstrip().endswith((":", "{")):
         return False
     below = next((ln for ln in ctx.next_lines.split("\n") if ln.strip()), None)
     return below is None or indent_width(below) <= indent_width(line)

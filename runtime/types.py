@@ -10,7 +10,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runtime.fim import FimMode
+from llamacode.runtime.fim import FimMode
 
 
 class CancelToken:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.catalog import SMOLLM2
-from runtime.install import is_verified
-from runtime.models import catalog_path
+from llamacode.runtime.catalog import SMOLLM2
+from llamacode.runtime.install import is_verified
+from llamacode.runtime.models import catalog_path
 from tests.fixtures.gguf_models import (
     CODELLAMA_FIM,
     TinyVocab,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from training.shards import DataError, TokenStore
+from llamacode.training.shards import DataError, TokenStore
 
 IGNORE_INDEX = -100
 

@@ -13,9 +13,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from runtime.errors import LlamacodeError, TemplateError
-from runtime.template import LLAMA2_TEMPLATE, render_chat
-from training.tokenizer import Tokenizer
+from llamacode.runtime.errors import LlamacodeError, TemplateError
+from llamacode.runtime.template import LLAMA2_TEMPLATE, render_chat
+from llamacode.training.tokenizer import Tokenizer
 
 # The chat template of every instruction-tuned checkpoint.
 CHAT_TEMPLATE = LLAMA2_TEMPLATE

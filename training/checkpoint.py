@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from convert.checkpoint_format import (
+from llamacode.convert.checkpoint_format import (
     CONFIG_FILE,
     MODEL_FILE,
     CheckpointConfig,
@@ -28,7 +28,7 @@ from convert.checkpoint_format import (
     read_config,
     write_config,
 )
-from runtime.errors import LlamacodeError
+from llamacode.runtime.errors import LlamacodeError
 
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"

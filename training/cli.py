@@ -1,7 +1,7 @@
 """``llamacode`` verbs for training: ``train``, ``tokenizer train``, ``data prepare``,
 ``selfinstruct``.
 
-Under torchrun: ``torchrun --nproc_per_node N -m training.cli train CONFIG.toml``.
+Under torchrun: ``torchrun --nproc_per_node N -m llamacode.training.cli train CONFIG.toml``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.errors import ConfigError, LlamacodeError
+from llamacode.runtime.errors import ConfigError, LlamacodeError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,9 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.config import load_config
-    from training.metrics import format_mfu
-    from training.train import train
+    from llamacode.training.config import load_config
+    from llamacode.training.metrics import format_mfu
+    from llamacode.training.train import train
 
     overrides = list(args.overrides)
     for flag, key in (
@@ -119,8 +119,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _tokenizer_train(args: argparse.Namespace) -> int:
-    from training.sources import collect
-    from training.tokenizer import Tokenizer, train_tokenizer
+    from llamacode.training.sources import collect
+    from llamacode.training.tokenizer import Tokenizer, train_tokenizer
 
     texts = (d.text for d in collect(args.input, args.languages))
     path = train_tokenizer(texts, args.out, args.vocab_size)
@@ -130,7 +130,7 @@ def _tokenizer_train(args: argparse.Namespace) -> int:
 
 
 def _data_prepare(args: argparse.Namespace) -> int:
-    from training.prepare import DataConfig, prepare_chat, prepare_code
+    from llamacode.training.prepare import DataConfig, prepare_chat, prepare_code
 
     if args.out.exists() and not args.force:
         raise ConfigError(f"{args.out} exists: pass --force to replace it")
@@ -157,10 +157,10 @@ def _data_prepare(args: argparse.Namespace) -> int:
 
 
 def _selfinstruct(args: argparse.Namespace) -> int:
-    from runtime.config import EngineConfig
-    from runtime.engine import Engine
-    from runtime.models import Role, resolve_model
-    from training.selfinstruct import SelfInstructConfig, run_selfinstruct, stats_json
+    from llamacode.runtime.config import EngineConfig
+    from llamacode.runtime.engine import Engine
+    from llamacode.runtime.models import Role, resolve_model
+    from llamacode.training.selfinstruct import SelfInstructConfig, run_selfinstruct, stats_json
 
     engine = Engine.load(resolve_model(args.model, Role.ASKED).path, EngineConfig())
     try:
@@ -180,8 +180,8 @@ def _selfinstruct(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.cli``: the training verbs alone (what torchrun launches)."""
-    parser = argparse.ArgumentParser(prog="python -m training.cli")
+    """``python -m llamacode.training.cli``: the training verbs alone (what torchrun launches)."""
+    parser = argparse.ArgumentParser(prog="python -m llamacode.training.cli")
     register(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)
     try:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convert.checkpoint_format import ModelConfig
-from runtime.errors import ConfigError
-from training.prepare import DataConfig
+from llamacode.convert.checkpoint_format import ModelConfig
+from llamacode.runtime.errors import ConfigError
+from llamacode.training.prepare import DataConfig
 
 STAGES = ("pretrain", "lcft", "instruct")
 PARALLEL = ("ddp", "fsdp")

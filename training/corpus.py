@@ -18,7 +18,7 @@ hidden middle together with the text around it (or the middle alone when it is l
 enough to be distinctive). Exact and near duplicates are removed later, by
 ``training.prepare``.
 
-    python -m training.corpus --out out/fim-small/corpus --eval evals
+    python -m llamacode.training.corpus --out out/fim-small/corpus --eval evals
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.errors import LlamacodeError
-from training.sources import read_text
+from llamacode.runtime.errors import LlamacodeError
+from llamacode.training.sources import read_text
 
 MANIFEST = "manifest.json"
 STDLIB_LICENSE = "PSF-2.0"
@@ -395,7 +395,7 @@ def _safe(package: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.corpus",
+        prog="python -m llamacode.training.corpus",
         description="Collect permissively licensed Python source installed on this machine.",
     )
     parser.add_argument("--out", type=Path, required=True, help="corpus directory to write")

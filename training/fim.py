@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from runtime.fim import FimMode, FimTokens, fim_layout
-from training.tokenizer import Tokenizer
+from llamacode.runtime.fim import FimMode, FimTokens, fim_layout
+from llamacode.training.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

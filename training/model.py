@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from convert.checkpoint_format import ModelConfig
+from llamacode.convert.checkpoint_format import ModelConfig
 
 
 class RMSNorm(nn.Module):

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from training.config import OptimConfig
+from llamacode.training.config import OptimConfig
 
 
 def build_optimizer(

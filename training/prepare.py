@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from training.chat import ChatFormatError, check_dialog, encode_dialog
-from training.dedupe import dedupe
-from training.fim import transform_document
-from training.shards import DataError, ShardWriter, token_dtype, write_index
-from training.sources import collect
-from training.tokenizer import Tokenizer
+from llamacode.training.chat import ChatFormatError, check_dialog, encode_dialog
+from llamacode.training.dedupe import dedupe
+from llamacode.training.fim import transform_document
+from llamacode.training.shards import DataError, ShardWriter, token_dtype, write_index
+from llamacode.training.sources import collect
+from llamacode.training.tokenizer import Tokenizer
 
 
 @dataclass

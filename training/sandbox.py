@@ -40,7 +40,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 
-from runtime.errors import LlamacodeError
+from llamacode.runtime.errors import LlamacodeError
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from training.dedupe import dedupe
-from training.sandbox import Outcome, Sandbox, SandboxLimits
-from training.sources import collect
+from llamacode.training.dedupe import dedupe
+from llamacode.training.sandbox import Outcome, Sandbox, SandboxLimits
+from llamacode.training.sources import collect
 
 
 class Teacher(Protocol):
@@ -231,7 +231,7 @@ class Decontaminator:
 def _ask(
     teacher: Teacher, prompt: str, config: SelfInstructConfig, temperature: float, seed: int
 ) -> str:
-    from runtime.config import GenerationConfig
+    from llamacode.runtime.config import GenerationConfig
 
     generation = teacher.chat(
         [{"role": "user", "content": prompt}],

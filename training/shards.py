@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import LlamacodeError
+from llamacode.runtime.errors import LlamacodeError
 
 INDEX_FORMAT = "llamacode-tokens"
 INDEX_VERSION = 1

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import ConfigError
+from llamacode.runtime.errors import ConfigError
 
 LANGUAGE_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "python": (".py", ".pyi"),

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from runtime.errors import InvalidModelError, LlamacodeError, ModelNotFoundError
-from runtime.fim import FimFamily, FimTokens
-from runtime.gguf_file import read_header
-from runtime.gguf_keys import Keys
+from llamacode.runtime.errors import InvalidModelError, LlamacodeError, ModelNotFoundError
+from llamacode.runtime.fim import FimFamily, FimTokens
+from llamacode.runtime.gguf_file import read_header
+from llamacode.runtime.gguf_keys import Keys
 
 FIM_PIECES = ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")
 

@@ -26,20 +26,20 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from convert.checkpoint_format import CONFIG_FILE, FIM_ROLES, ModelConfig, read_config
-from runtime.errors import ConfigError
-from training import checkpoint as ckpt
-from training.batches import IGNORE_INDEX, PackedWindows, WindowOrder
-from training.chat import CHAT_TEMPLATE
-from training.config import Config
-from training.distributed import DistInfo, all_reduce_sum, barrier, setup, teardown, wrap
-from training.metrics import format_mfu, mfu, peak_flops
-from training.model import Transformer
-from training.optim import build_optimizer, learning_rate
-from training.prepare import prepare_chat, prepare_code
-from training.shards import DataError, TokenStore, read_index
-from training.sources import collect
-from training.tokenizer import Tokenizer, train_tokenizer
+from llamacode.convert.checkpoint_format import CONFIG_FILE, FIM_ROLES, ModelConfig, read_config
+from llamacode.runtime.errors import ConfigError
+from llamacode.training import checkpoint as ckpt
+from llamacode.training.batches import IGNORE_INDEX, PackedWindows, WindowOrder
+from llamacode.training.chat import CHAT_TEMPLATE
+from llamacode.training.config import Config
+from llamacode.training.distributed import DistInfo, all_reduce_sum, barrier, setup, teardown, wrap
+from llamacode.training.metrics import format_mfu, mfu, peak_flops
+from llamacode.training.model import Transformer
+from llamacode.training.optim import build_optimizer, learning_rate
+from llamacode.training.prepare import prepare_chat, prepare_code
+from llamacode.training.shards import DataError, TokenStore, read_index
+from llamacode.training.sources import collect
+from llamacode.training.tokenizer import Tokenizer, train_tokenizer
 
 
 @dataclass
@@ -254,7 +254,7 @@ class _Trainer:
         if len(rates) > 1:
             tokens_per_s = sum(rates[1:]) / len(rates[1:])
         if info.is_main and self.config.train.plot:
-            from training.plot import plot_losses
+            from llamacode.training.plot import plot_losses
 
             plot = plot_losses(
                 self.train_losses,

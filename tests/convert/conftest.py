@@ -32,7 +32,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model, sp_model: P
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path):
     """checkpoint -> GGUF of each numpy type, converted once for the whole session."""
-    from convert.export_gguf import export_gguf
+    from llamacode.convert.export_gguf import export_gguf
 
     out = tmp_path_factory.mktemp("gguf")
     cache: dict[str, Path] = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.checkpoint_format import (
+from llamacode.convert.checkpoint_format import (
     MODEL_FILE,
     CheckpointConfig,
     ModelConfig,
@@ -51,7 +51,7 @@ def make_model(seed: int = 0, **overrides):
     """A random Llama with weights large enough for peaked, distinct logits."""
     import torch
 
-    from training.model import Transformer
+    from llamacode.training.model import Transformer
 
     fields = dict(
         dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=400, hidden_dim=192,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from convert.atomic import atomic_file
-from convert.errors import (
+from llamacode.convert.atomic import atomic_file
+from llamacode.convert.errors import (
     CorruptHeaderError,
     InvalidGGUFError,
     MissingTokenizerError,
@@ -22,10 +22,10 @@ from convert.errors import (
     UnknownSourceError,
     UnsupportedArchitectureError,
 )
-from convert.export_gguf import export_gguf
-from convert.import_gguf import import_gguf
-from runtime.errors import LlamacodeError
-from runtime.gguf_keys import Keys
+from llamacode.convert.export_gguf import export_gguf
+from llamacode.convert.import_gguf import import_gguf
+from llamacode.runtime.errors import LlamacodeError
+from llamacode.runtime.gguf_keys import Keys
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_cli_reports_error_and_exit_code(broken):
     (broken / "tokenizer.model").unlink()
     out = broken.parent / "out" / "m.gguf"
     proc = subprocess.run(
-        [sys.executable, "-m", "runtime", "convert", str(broken), str(out), "--no-progress"],
+        [sys.executable, "-m", "llamacode.runtime", "convert", str(broken), str(out), "--no-progress"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -160,8 +160,8 @@ def test_cli_reports_error_and_exit_code(broken):
 
 def test_conversion_does_not_import_torch(checkpoint, tmp_path):
     code = (
-        "import sys; from convert.cli import register; from convert.export_gguf import export_gguf;"
-        "from convert.import_gguf import import_gguf; from convert.quantize import quantize_gguf;"
+        "import sys; from llamacode.convert.cli import register; from llamacode.convert.export_gguf import export_gguf;"
+        "from llamacode.convert.import_gguf import import_gguf; from llamacode.convert.quantize import quantize_gguf;"
         f"export_gguf({str(checkpoint)!r}, {str(tmp_path / 'a.gguf')!r}, 'q8_0', progress=False);"
         f"import_gguf({str(tmp_path / 'a.gguf')!r}, {str(tmp_path / 'ck')!r}, progress=False);"
         "assert 'torch' not in sys.modules, 'torch was imported'"

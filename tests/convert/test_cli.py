@@ -1,4 +1,4 @@
-"""The verbs end to end through `llamacode` (python -m runtime), as a user runs them."""
+"""The verbs end to end through `llamacode` (python -m llamacode.runtime), as a user runs them."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 from gguf import GGUFReader, Keys
 
-from convert.checkpoint_format import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILES
+from llamacode.convert.checkpoint_format import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILES
 
 
 def llamacode(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime", *map(str, args)],
+        [sys.executable, "-m", "llamacode.runtime", *map(str, args)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

@@ -13,7 +13,7 @@ from gguf import (
     TokenType,
 )
 
-from convert.export_gguf import export_gguf
+from llamacode.convert.export_gguf import export_gguf
 from tests.convert.convert_helpers import (
     llama_logits,
     make_model,

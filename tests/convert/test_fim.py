@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from gguf import GGUFReader
 
-from convert.errors import FimTokensNotFoundError
-from convert.fix_fim import fix_fim
-from convert.gguf_kv import numpy_shape, open_gguf, read_kv, read_tensor_bytes
-from convert.gguf_write import PlannedTensor, write_gguf
-from runtime.fim import FimFamily, FimMode, detect_fim, fim_layout
-from runtime.gguf_keys import Keys
+from llamacode.convert.errors import FimTokensNotFoundError
+from llamacode.convert.fix_fim import fix_fim
+from llamacode.convert.gguf_kv import numpy_shape, open_gguf, read_kv, read_tensor_bytes
+from llamacode.convert.gguf_write import PlannedTensor, write_gguf
+from llamacode.runtime.fim import FimFamily, FimMode, detect_fim, fim_layout
+from llamacode.runtime.gguf_keys import Keys
 from tests.convert.convert_helpers import gguf_tensors, open_llama
 
 FIM_KEYS = [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gguf import MODEL_ARCH, MODEL_ARCH_NAMES, GGUFReader, Keys
 
-from convert.export_gguf import export_gguf
+from llamacode.convert.export_gguf import export_gguf
 from tests.convert.convert_helpers import llama_logits, open_llama
 
 CFG = dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=160, theta=1e6, eps=1e-5)
@@ -129,7 +129,7 @@ def test_hf_sentencepiece_dir_logits_match(tmp_path, sp_model, tokens):
 
 def test_hf_layout_without_permutation_would_differ(tmp_path, sp_model, tokens):
     """Guards the test above: reading HF weights as Meta layout gives other logits."""
-    from convert.sources import load_source
+    from llamacode.convert.sources import load_source
 
     weights = hf_weights(400)
     hf = write_hf_dir(tmp_path / "hf", weights, 400, shards=1)

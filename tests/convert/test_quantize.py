@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convert.errors import UnsupportedTypeError
-from convert.export_gguf import export_gguf
-from convert.quantize import quantize_gguf
+from llamacode.convert.errors import UnsupportedTypeError
+from llamacode.convert.export_gguf import export_gguf
+from llamacode.convert.quantize import quantize_gguf
 from tests.convert.convert_helpers import (
     gguf_tensors,
     llama_logits,

@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from convert.export_gguf import export_gguf
-from convert.import_gguf import import_gguf
+from llamacode.convert.export_gguf import export_gguf
+from llamacode.convert.import_gguf import import_gguf
 from tests.convert.convert_helpers import llama_logits, open_llama, torch_logits
 
 
@@ -20,7 +20,7 @@ from tests.convert.convert_helpers import llama_logits, open_llama, torch_logits
 def test_smollm2_imports_and_matches_llama_cpp(tmp_path, default_model):
     from safetensors.torch import load_file
 
-    from training.model import ModelConfig, Transformer
+    from llamacode.training.model import ModelConfig, Transformer
 
     src = default_model
     report = import_gguf(src, tmp_path / "ckpt", progress=False)

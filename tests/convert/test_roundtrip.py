@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from gguf import GGUFReader
 
-from convert.checkpoint_format import CONFIG_FILE, MODEL_FILE, ModelConfig, read_config
-from convert.errors import UnknownSourceError
-from convert.export_gguf import export_gguf
-from convert.import_gguf import import_gguf
-from runtime.gguf_keys import TOKENIZER_PREFIX
+from llamacode.convert.checkpoint_format import CONFIG_FILE, MODEL_FILE, ModelConfig, read_config
+from llamacode.convert.errors import UnknownSourceError
+from llamacode.convert.export_gguf import export_gguf
+from llamacode.convert.import_gguf import import_gguf
+from llamacode.runtime.gguf_keys import TOKENIZER_PREFIX
 from tests.convert.convert_helpers import gguf_tensors, torch_logits
 
 
@@ -43,7 +43,7 @@ def test_gguf_checkpoint_gguf_is_bit_exact(exported, tmp_path, out_type):
 def test_imported_checkpoint_loads_in_training_model(exported, tmp_path, tiny_model, tokens):
     from safetensors.torch import load_file
 
-    from training.model import Transformer
+    from llamacode.training.model import Transformer
 
     ckpt = tmp_path / "imported"
     report = import_gguf(exported("f32"), ckpt, progress=False)

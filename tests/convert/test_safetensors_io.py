@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convert.safetensors_io import SafetensorsFile, f32_to_bf16, write_safetensors
+from llamacode.convert.safetensors_io import SafetensorsFile, f32_to_bf16, write_safetensors
 
 
 def test_bf16_tensors_read_exactly_as_torch_widens_them(tmp_path):

@@ -11,8 +11,8 @@ import typing
 
 import pytest
 
-from lsp.settings import ServerSettings, client_name
-from runtime.dataclass_flags import field_option, field_type
+from llamacode.lsp.settings import ServerSettings, client_name
+from llamacode.runtime.dataclass_flags import field_option, field_type
 from tests.editors.harness import PLUGIN, ROOT, find_nvim
 
 SERVER = {client_name(f.name): f for f in dataclasses.fields(ServerSettings)}

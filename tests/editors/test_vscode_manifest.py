@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from lsp.server import create_server
-from lsp.settings import ServerSettings
+from llamacode.lsp.server import create_server
+from llamacode.lsp.settings import ServerSettings
 from tests.editors.harness import ROOT
 
 MANIFEST = json.loads((ROOT / "editors" / "vscode" / "package.json").read_text(encoding="utf-8"))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from training.evaluation.data import FimProblem
-from training.evaluation.execution import Judge
-from training.sandbox import SandboxLimits
+from llamacode.training.evaluation.data import FimProblem
+from llamacode.training.evaluation.execution import Judge
+from llamacode.training.sandbox import SandboxLimits
 
 EVALS = Path(__file__).resolve().parents[2] / "evals"
 

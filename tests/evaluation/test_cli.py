@@ -6,7 +6,7 @@ import json
 import sysconfig
 from pathlib import Path
 
-from runtime.cli import main
+from llamacode.runtime.cli import main
 from tests.evaluation.conftest import EVALS
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])

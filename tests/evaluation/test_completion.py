@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from runtime.config import EngineConfig
-from runtime.engine import Engine
+from llamacode.runtime.config import EngineConfig
+from llamacode.runtime.engine import Engine
+from llamacode.training.evaluation.completion import evaluate_completion, judge_completion
+from llamacode.training.evaluation.data import CodeProblem, load_code_problems
+from llamacode.training.evaluation.errors import DataFormatError
 from tests.evaluation.conftest import ADD_TEST, EVALS, SUB_TEST
-from training.evaluation.completion import evaluate_completion, judge_completion
-from training.evaluation.data import CodeProblem, load_code_problems
-from training.evaluation.errors import DataFormatError
 
 
 def test_canonical_solutions_of_both_formats_pass(judge):

@@ -8,17 +8,17 @@ import math
 
 import pytest
 
-from runtime.cli import main
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
+from llamacode.runtime.cli import main
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
+from llamacode.training.evaluation.data import FimProblem, load_fim_problems
+from llamacode.training.evaluation.errors import DataFormatError, EvaluationError
+from llamacode.training.evaluation.execution import Judge
+from llamacode.training.evaluation.fim_exec import FimExecConfig, evaluate_fim, judge_middle
+from llamacode.training.evaluation.passk import mean_pass_at_k, pass_at_k
+from llamacode.training.sandbox import Sandbox, SandboxLimits
 from tests.evaluation.conftest import ADD_TEST as ADD
 from tests.evaluation.conftest import EVALS
-from training.evaluation.data import FimProblem, load_fim_problems
-from training.evaluation.errors import DataFormatError, EvaluationError
-from training.evaluation.execution import Judge
-from training.evaluation.fim_exec import FimExecConfig, evaluate_fim, judge_middle
-from training.evaluation.passk import mean_pass_at_k, pass_at_k
-from training.sandbox import Sandbox, SandboxLimits
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_cli_reports_a_missing_file_as_an_error(tmp_path, capsys):
 
 
 def test_unknown_mode_is_a_config_error(tiny_engine, judge, add_problem):
-    from runtime.errors import ConfigError
+    from llamacode.runtime.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown FIM mode"):
         evaluate_fim(tiny_engine, [add_problem], judge, FimExecConfig(modes=("pms",)), False)

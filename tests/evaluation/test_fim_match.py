@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import EngineConfig
-from runtime.engine import Engine
-from tests.evaluation.conftest import EVALS
-from training.evaluation.fim_match import evaluate_matches
-from training.evaluation.fim_tasks import (
+from llamacode.runtime.config import EngineConfig
+from llamacode.runtime.engine import Engine
+from llamacode.training.evaluation.fim_match import evaluate_matches
+from llamacode.training.evaluation.fim_tasks import (
     FimTask,
     TaskBuildConfig,
     build_tasks,
     load_tasks,
     write_tasks,
 )
-from training.evaluation.similarity import edit_similarity, exact_match, levenshtein
+from llamacode.training.evaluation.similarity import edit_similarity, exact_match, levenshtein
+from tests.evaluation.conftest import EVALS
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SHIPPED = EVALS / "fim_stdlib_python.jsonl.gz"

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.config import EngineConfig
-from runtime.engine import Engine
-from training.evaluation.key_retrieval import (
+from llamacode.runtime.config import EngineConfig
+from llamacode.runtime.engine import Engine
+from llamacode.training.evaluation.key_retrieval import (
     QUESTION,
     KeyRetrievalConfig,
     answer_value,
@@ -20,7 +20,7 @@ from training.evaluation.key_retrieval import (
     evaluate_key_retrieval,
     filler_functions,
 )
-from training.evaluation.perplexity import (
+from llamacode.training.evaluation.perplexity import (
     LogitScorer,
     PerplexityConfig,
     evaluate_perplexity,

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from llamacode.training.evaluation.data import load_fim_problems
+from llamacode.training.evaluation.errors import DataFormatError
+from llamacode.training.evaluation.fim_exec import judge_middle
+from llamacode.training.evaluation.single_line import build_single_line, single_line_problems
 from tests.evaluation.conftest import EVALS
-from training.evaluation.data import load_fim_problems
-from training.evaluation.errors import DataFormatError
-from training.evaluation.fim_exec import judge_middle
-from training.evaluation.single_line import build_single_line, single_line_problems
 
 ROW = {
     "task_id": "HumanEval/x",

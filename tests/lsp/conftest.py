@@ -10,7 +10,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from lsp.client import serve_argv
+from llamacode.lsp.client import serve_argv
 from tests.fixtures.gguf_models import CODELLAMA_FIM, TinyVocab, chain, write_tiny_gguf
 
 # One thread: the test machine is shared, and llama.cpp threads that wait for each

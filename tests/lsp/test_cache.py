@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsp.cache import CachedSuggestion, SuggestionCache
+from llamacode.lsp.cache import CachedSuggestion, SuggestionCache
 
 URI = "file:///a.py"
 

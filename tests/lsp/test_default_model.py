@@ -13,7 +13,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from runtime.catalog import QWEN_05B, QWEN_15B
+from llamacode.runtime.catalog import QWEN_05B, QWEN_15B
 from tests.lsp.conftest import SERVER, plain, start, stats, wait_for_model
 
 pytestmark = pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")
@@ -136,7 +136,8 @@ async def test_server_process_never_imports_torch(smol: LanguageClient):
 
 def test_importing_the_server_does_not_import_torch():
     code = (
-        "import sys, lsp.server, lsp.cli, lsp.demo, runtime.engine, llama_cpp; "
+        "import sys, llamacode.lsp.server, llamacode.lsp.cli, llamacode.lsp.demo, "
+        "llamacode.runtime.engine, llama_cpp; "
         "print('torch' in sys.modules, 'pygls' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

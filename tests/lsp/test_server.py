@@ -392,7 +392,7 @@ async def test_the_cli_shows_what_the_server_shows(
     served = await inline(client, uri, 0, 8)
     argv = ["complete", f"{source}:1:9", "--model", str(multiline_gguf), "--threads", "1"]
     out = subprocess.run(
-        [sys.executable, "-m", "runtime", *argv],
+        [sys.executable, "-m", "llamacode.runtime", *argv],
         capture_output=True,
         text=True,
         timeout=120,

@@ -7,10 +7,10 @@ import typing
 
 import pytest
 
-from lsp.cli import settings_from_args
-from lsp.settings import ServerSettings, client_name
-from runtime.cli import build_parser
-from runtime.dataclass_flags import field_option, field_type
+from llamacode.lsp.cli import settings_from_args
+from llamacode.lsp.settings import ServerSettings, client_name
+from llamacode.runtime.cli import build_parser
+from llamacode.runtime.dataclass_flags import field_option, field_type
 
 
 def test_client_keys_apply_in_camel_case_and_under_a_section():
@@ -119,7 +119,7 @@ def test_values_below_the_minimum_are_refused_by_flag_and_by_client(field, capsy
 
 
 def test_untouched_server_settings_are_the_suggestion_pipelines_defaults():
-    from runtime.types import SuggestSettings
+    from llamacode.runtime.types import SuggestSettings
 
     assert ServerSettings().suggestion() == SuggestSettings()
 

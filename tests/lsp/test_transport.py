@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 
-from lsp.client import serve_argv
+from llamacode.lsp.client import serve_argv
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training.corpus import (
+from llamacode.training.corpus import (
     MANIFEST,
     CorpusError,
     build_corpus,

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
-from runtime.fim import FimFamily, FimMode
-from runtime.model_facts import read_facts
-from runtime.models import FIM_MODEL, available_models, default_model_path, resolve_model
-from training.corpus import ALLOWED_SPDX
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
+from llamacode.runtime.fim import FimFamily, FimMode
+from llamacode.runtime.model_facts import read_facts
+from llamacode.runtime.models import FIM_MODEL, available_models, resolve_model
+from llamacode.training.corpus import ALLOWED_SPDX
 
 SHIPPED = FIM_MODEL
 CARD = FIM_MODEL.parent / "MODEL_CARD.md"
@@ -65,24 +65,26 @@ def _shipped_task(index: int) -> dict:
 def test_shipped_model_infills_and_stops_at_eot(engine, index: int, path: str, mode: FimMode):
     task = _shipped_task(index)
     assert task["path"] == path
-    config = GenerationConfig(max_tokens=64, fim_mode=mode, stop_at_dedent=False)
+    config = GenerationConfig(max_tokens=64, fim_mode=mode)
     result = engine.infill(task["prefix"], task["suffix"], config=config)
     assert result.prompt_mode == mode.value
     assert result.stop_reason == "eot"
     assert result.text.strip() and result.generated_tokens < 64
 
 
-def test_packaged_fim_model_is_listed_after_the_default(no_user_models):
+def test_packaged_fim_model_is_listed_last_and_serves_when_nothing_else_is_there(
+    no_user_models,
+):
     found = available_models()
     assert found[-1].path == SHIPPED and found[-1].source.startswith("packaged FIM model")
-    assert resolve_model().path == default_model_path()
+    assert resolve_model().path == SHIPPED  # an empty models directory
 
 
 def _cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "LLAMACODE_MODEL"}
     env["LLAMACODE_MODELS_DIR"] = str(tmp_path / "no-models")
     return subprocess.run(
-        [sys.executable, "-m", "runtime", *args],
+        [sys.executable, "-m", "llamacode.runtime", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -93,9 +95,9 @@ def _cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def test_models_lists_our_fim_model(tmp_path: Path):
     out = _cli("models", "--json", tmp_path=tmp_path)
     assert out.returncode == 0, out.stderr
-    rows = {r["path"]: r for r in json.loads(out.stdout)}
-    assert rows[str(SHIPPED)]["fim"] == "codellama" and not rows[str(SHIPPED)]["used"]
-    assert rows[str(default_model_path())]["used"]
+    rows = {r["path"]: r for r in json.loads(out.stdout)["models"]}
+    assert rows[str(SHIPPED)]["fim"] == "codellama"
+    assert sorted(rows[str(SHIPPED)]["used_for"]) == ["asked", "typing"]
 
 
 def test_infill_verb_runs_our_model_in_spm(tmp_path: Path):

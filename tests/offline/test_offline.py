@@ -34,7 +34,7 @@ def test_guard_refuses_and_records_a_connection(tmp_path: Path):
 def test_complete_chat_and_info_never_touch_the_network(tmp_path: Path, default_model: Path):
     netlog = tmp_path / "net.log"
     sample = Path(__file__).parents[2] / "examples" / "sample.py"
-    llamacode = [sys.executable, "-m", "runtime"]
+    llamacode = [sys.executable, "-m", "llamacode.runtime"]
     runs = [
         [*llamacode, "info", str(default_model)],
         [*llamacode, "models"],

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lsp.client import serve_argv
+from llamacode.lsp.client import serve_argv
 
 CAPABILITIES = {
     "general": {"positionEncodings": ["utf-16"]},

@@ -9,7 +9,12 @@ from pathlib import Path
 
 def llamacode(*args: str | bytes | Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the ``llamacode`` CLI (bytes arguments reach it undecoded, as from a shell)."""
-    argv = [sys.executable, "-m", "runtime", *(a if isinstance(a, bytes) else str(a) for a in args)]
+    argv = [
+        sys.executable,
+        "-m",
+        "llamacode.runtime",
+        *(a if isinstance(a, bytes) else str(a) for a in args),
+    ]
     return subprocess.run(argv, capture_output=True, timeout=timeout)
 
 

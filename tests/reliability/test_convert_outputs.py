@@ -82,7 +82,7 @@ def test_convert_never_replaces_an_existing_gguf_without_force(tmp_path: Path, c
 
 def test_sigterm_during_convert_leaves_no_partial_files(tmp_path: Path, checkpoint: Path):
     out = tmp_path / "model.gguf"
-    argv = [sys.executable, "-m", "runtime", "convert", str(checkpoint), str(out)]
+    argv = [sys.executable, "-m", "llamacode.runtime", "convert", str(checkpoint), str(out)]
     proc = subprocess.Popen(
         [*argv, "--type", "q8_0", "--no-progress"],
         stdout=subprocess.DEVNULL,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from lsp.transport import MAX_HEADER_BYTES, FrameParser
+from llamacode.lsp.transport import MAX_HEADER_BYTES, FrameParser
 from tests.reliability.conftest import started
 from tests.reliability.rawlsp import RawServer, frame, inline_params
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lsp.transport import MAX_BODY_BYTES
-from lsp.workspace import in_workspace
-from runtime.template import MAX_RENDER_S
+from llamacode.lsp.transport import MAX_BODY_BYTES
+from llamacode.lsp.workspace import in_workspace
+from llamacode.runtime.template import MAX_RENDER_S
 from tests.fixtures.gguf_models import CODELLAMA_FIM, TinyVocab, chain, write_tiny_gguf
 from tests.reliability.conftest import MIDDLE, started
 from tests.reliability.rawlsp import RawServer, frame, inline_params

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsp.client import LspClient, serve_argv
+from llamacode.lsp.client import LspClient, serve_argv
 
 PLANT = "import pathlib; pathlib.Path({marker!r}).write_text('imported')\n"
 

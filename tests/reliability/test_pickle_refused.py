@@ -54,7 +54,7 @@ def test_convert_refuses_pickled_weights_without_unpickling_them(
     model, marker = hostile_checkpoint
     out = tmp_path / "out.gguf"
     result = subprocess.run(
-        [sys.executable, "-m", "runtime", "convert", str(model), str(out)],
+        [sys.executable, "-m", "llamacode.runtime", "convert", str(model), str(out)],
         capture_output=True,
         text=True,
         timeout=120,

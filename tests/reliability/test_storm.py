@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp.stats import percentile
+from llamacode.lsp.stats import percentile
 from tests.reliability.conftest import started
 from tests.reliability.rawlsp import RawServer, inline_params
 

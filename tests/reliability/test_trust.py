@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp.client import serve_argv
+from llamacode.lsp.client import serve_argv
 from tests.reliability.conftest import MIDDLE
 from tests.reliability.rawlsp import RawServer, frame, inline_params
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
-from runtime.errors import (
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
+from llamacode.runtime.errors import (
     ConfigError,
     InsufficientMemoryError,
     InvalidModelError,
@@ -17,8 +17,8 @@ from runtime.errors import (
     ModelNotFoundError,
     TemplateError,
 )
-from runtime.gguf_file import read_header
-from runtime.template import render_chat
+from llamacode.runtime.gguf_file import read_header
+from llamacode.runtime.template import render_chat
 from tests.fixtures.gguf_models import starcoder_vocab, write_tiny_gguf
 
 
@@ -118,7 +118,7 @@ def test_template_with_a_huge_loop_is_stopped():
 
 
 def test_template_renders_messages_and_generation_prompt():
-    from runtime.template import CHATML_TEMPLATE
+    from llamacode.runtime.template import CHATML_TEMPLATE
 
     text = render_chat(CHATML_TEMPLATE, [{"role": "user", "content": "hi"}])
     assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"

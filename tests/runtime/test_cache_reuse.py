@@ -9,11 +9,11 @@ import gguf
 import numpy as np
 import pytest
 
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
-from runtime.fim import FimMode
-from runtime.models import catalog_path
-from runtime.types import CancelToken
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
+from llamacode.runtime.fim import FimMode
+from llamacode.runtime.models import catalog_path
+from llamacode.runtime.types import CancelToken
 from tests.fixtures.gguf_models import TinyVocab, write_tiny_gguf
 
 PSM = GenerationConfig(max_tokens=8, fim_mode=FimMode.PSM)

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from runtime.cli import (
+from llamacode.runtime.cli import (
     ENGINE_FLAGS,
     GENERATION_FLAGS,
     build_parser,
     engine_config,
     generation_config,
 )
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.dataclass_flags import (
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.dataclass_flags import (
     Option,
     add_flags,
     field_option,
@@ -26,7 +26,7 @@ from runtime.dataclass_flags import (
     option,
     values_from_args,
 )
-from runtime.errors import ConfigError
+from llamacode.runtime.errors import ConfigError
 
 
 def _flagged(cls: type, table: dict[str, Option]) -> list[dataclasses.Field]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.context import (
+from llamacode.runtime.context import (
     Budget,
     ExtraContext,
     LineTokenCounter,
@@ -11,7 +11,7 @@ from runtime.context import (
     file_header,
     fit_context,
 )
-from runtime.types import ContextFile
+from llamacode.runtime.types import ContextFile
 
 
 def words(text: str) -> int:

@@ -7,12 +7,19 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from runtime.catalog import QWEN_05B
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
-from runtime.fim import FimFamily, FimMode, FimTokens, detect_fim, fim_layout, prefix_only_layout
-from runtime.models import catalog_path
-from runtime.types import ContextFile
+from llamacode.runtime.catalog import QWEN_05B
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
+from llamacode.runtime.fim import (
+    FimFamily,
+    FimMode,
+    FimTokens,
+    detect_fim,
+    fim_layout,
+    prefix_only_layout,
+)
+from llamacode.runtime.models import catalog_path
+from llamacode.runtime.types import ContextFile
 from tests.fixtures.gguf_models import CODELLAMA_FIM, TinyVocab, codellama_vocab, write_tiny_gguf
 
 PRE, SUF, MID, EOT = (CODELLAMA_FIM[k] for k in ("pre", "suf", "mid", "eot"))

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import GenerationConfig
-from runtime.engine import CancelToken, Engine
-from runtime.suggest import suggest
-from runtime.trim import CursorContext, Trim
-from runtime.types import SuggestRequest, SuggestSettings
+from llamacode.runtime.config import GenerationConfig
+from llamacode.runtime.engine import CancelToken, Engine
+from llamacode.runtime.suggest import suggest
+from llamacode.runtime.trim import CursorContext, Trim
+from llamacode.runtime.types import SuggestRequest, SuggestSettings
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +97,14 @@ def test_suggestion_stops_at_a_line_indented_less_than_the_cursor(tmp_path: Path
     from tests.fixtures.gguf_models import chain, write_tiny_gguf
 
     v = cl_vocab
-    # NEWLINE "    x = y" NEWLINE "def f (": the model leaves the function body.
-    newline = v.id("<0x0A>")
-    tokens = [newline, v.id("▁▁▁▁"), v.id("x"), v.id("▁="), v.id("▁y"), newline, v.id("def")]
+    # " = y" NEWLINE "def f (": the model leaves the function body.
+    tokens = [v.id("▁="), v.id("▁y"), v.id("<0x0A>"), v.id("def")]
     script = chain([*tokens, v.id("▁f"), v.id("▁(")])
-    model = write_tiny_gguf(tmp_path / "dedent.gguf", v, script=script, default_next=newline)
+    model = write_tiny_gguf(tmp_path / "dedent.gguf", v, script=script, default_next=tokens[0])
     engine = Engine.load(model)
-    text = "def g():\n    "
+    text = "def g():\n    y"
     result = suggest(engine, SuggestRequest(text, len(text)), SuggestSettings(max_tokens=30))
-    assert result.texts == ("x = y",)
+    assert result.texts == (" = y",)
     assert result.generations[0].stop_reason == "dedent"
     assert result.generations[0].generated_tokens == len(tokens)  # stopped at "def"
 

@@ -8,7 +8,7 @@ import sys
 
 import gguf
 
-from runtime.gguf_keys import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, LLAMA_ARCH, Keys
+from llamacode.runtime.gguf_keys import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, LLAMA_ARCH, Keys
 
 
 def _groups(table: type) -> dict[str, type]:

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.config import EngineConfig
-from runtime.engine import Engine
-from runtime.errors import InvalidModelError, LlamacodeError
-from runtime.gguf_file import read_header
-from runtime.model_facts import read_facts
+from llamacode.runtime.config import EngineConfig
+from llamacode.runtime.engine import Engine
+from llamacode.runtime.errors import InvalidModelError, LlamacodeError
+from llamacode.runtime.gguf_file import read_header
+from llamacode.runtime.model_facts import read_facts
 from tests.fixtures.gguf_models import codellama_vocab, starcoder_vocab, write_tiny_gguf
 
 U32, U64, F32, STR, ARR = 4, 10, 6, 8, 9

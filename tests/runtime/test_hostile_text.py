@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.config import EngineConfig, GenerationConfig
-from runtime.engine import Engine
+from llamacode.runtime.config import EngineConfig, GenerationConfig
+from llamacode.runtime.engine import Engine
 from tests.fixtures.gguf_models import starcoder_vocab, write_tiny_gguf
 
 ONE_TOKEN = GenerationConfig(max_tokens=1)

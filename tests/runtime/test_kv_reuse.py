@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from runtime.kv_reuse import Chunk, ReusePlan, plan_reuse, shift_order
+from llamacode.runtime.kv_reuse import Chunk, ReusePlan, plan_reuse, shift_order
 
 PRE, SUF, MID = 1000, 1001, 1002
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.catalog import QWEN_05B, QWEN_15B, SMOLLM2
-from runtime.errors import LlamacodeError, ModelNotFoundError
-from runtime.models import Role, available_models, resolve_model
+from llamacode.runtime.catalog import QWEN_05B, QWEN_15B, SMOLLM2
+from llamacode.runtime.errors import LlamacodeError, ModelNotFoundError
+from llamacode.runtime.models import Role, available_models, resolve_model
 
-LLAMACODE = [sys.executable, "-m", "runtime"]
+LLAMACODE = [sys.executable, "-m", "llamacode.runtime"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -159,9 +159,9 @@ def test_complete_rejects_positions_outside_the_file(tmp_path: Path, default_mod
 
 
 def test_load_plan_offloads_everything_and_quantizes_long_kv_on_a_gpu_build(codellama_gguf: Path):
-    from runtime.config import EngineConfig
-    from runtime.loader import plan_load
-    from runtime.model_facts import read_facts
+    from llamacode.runtime.config import EngineConfig
+    from llamacode.runtime.loader import plan_load
+    from llamacode.runtime.model_facts import read_facts
 
     facts = read_facts(codellama_gguf)
     gpu = plan_load(facts, EngineConfig(n_ctx=32768), gpu=True)

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.config import EngineConfig
-from runtime.engine import Engine
-from runtime.errors import TemplateError
-from runtime.template import CHATML_TEMPLATE, MAX_RENDER_S, render_chat
-from runtime.template_worker import MEMORY_LIMIT_BYTES, shared_worker
+from llamacode.runtime.config import EngineConfig
+from llamacode.runtime.engine import Engine
+from llamacode.runtime.errors import TemplateError
+from llamacode.runtime.template import CHATML_TEMPLATE, MAX_RENDER_S, render_chat
+from llamacode.runtime.template_worker import MEMORY_LIMIT_BYTES, shared_worker
 from tests.fixtures.gguf_models import starcoder_vocab, write_tiny_gguf
 
 # `make fuzz` raises LLAMACODE_FUZZ_EXAMPLES for a longer run. An example here may spend a

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.trim import (
+from llamacode.runtime.trim import (
     CursorContext,
     Trim,
     balance_brackets,

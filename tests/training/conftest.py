@@ -41,8 +41,8 @@ def tiny_overrides(tmp: Path, tokenizer: Path, data_dir: Path, **train: object) 
 
 @pytest.fixture(scope="session")
 def tokenizer_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.sources import collect
-    from training.tokenizer import train_tokenizer
+    from llamacode.training.sources import collect
+    from llamacode.training.tokenizer import train_tokenizer
 
     path = tmp_path_factory.mktemp("tok") / "tokenizer.model"
     return train_tokenizer((d.text for d in collect(CORPUS)), path, vocab_size=512)
@@ -50,14 +50,14 @@ def tokenizer_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(tokenizer_path: Path):
-    from training.tokenizer import Tokenizer
+    from llamacode.training.tokenizer import Tokenizer
 
     return Tokenizer.load(tokenizer_path)
 
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_path: Path) -> Path:
-    from training.prepare import DataConfig, prepare_code
+    from llamacode.training.prepare import DataConfig, prepare_code
 
     out = tmp_path_factory.mktemp("data") / "code"
     prepare_code(DataConfig(sources=CORPUS, val_fraction=0.1, workers=1), tokenizer_path, out)
@@ -69,8 +69,8 @@ def base_checkpoint(
     tmp_path_factory: pytest.TempPathFactory, tokenizer_path: Path, data_dir: Path
 ) -> Path:
     """A tiny pretrained checkpoint to start later stages from."""
-    from training.config import config_from_dict
-    from training.train import train
+    from llamacode.training.config import config_from_dict
+    from llamacode.training.train import train
 
     tmp = tmp_path_factory.mktemp("base")
     result = train(config_from_dict(tiny_overrides(tmp, tokenizer_path, data_dir, steps=4)))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.template import render_chat
-from training.chat import CHAT_TEMPLATE, ChatFormatError, encode_dialog
+from llamacode.runtime.template import render_chat
+from llamacode.training.chat import CHAT_TEMPLATE, ChatFormatError, encode_dialog
 
 DIALOG = [
     {"role": "system", "content": "Answer with code."},
@@ -23,7 +23,7 @@ def test_dialog_ids_are_what_llama_cpp_makes_of_the_served_prompt(
 ) -> None:
     from llama_cpp import Llama
 
-    from convert.export_gguf import export_gguf
+    from llamacode.convert.export_gguf import export_gguf
     from tests.convert.convert_helpers import make_model, write_checkpoint
 
     model = make_model(vocab_size=tokenizer.vocab_size)

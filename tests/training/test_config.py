@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import ConfigError
-from training.config import Config, load_config
-from training.optim import learning_rate
+from llamacode.runtime.errors import ConfigError
+from llamacode.training.config import Config, load_config
+from llamacode.training.optim import learning_rate
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

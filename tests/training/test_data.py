@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.errors import ConfigError
-from training.batches import IGNORE_INDEX, PackedWindows, WindowOrder
-from training.dedupe import dedupe
-from training.prepare import DataConfig, prepare_chat, prepare_code
-from training.shards import DataError, TokenStore, read_index
-from training.sources import collect
+from llamacode.runtime.errors import ConfigError
+from llamacode.training.batches import IGNORE_INDEX, PackedWindows, WindowOrder
+from llamacode.training.dedupe import dedupe
+from llamacode.training.prepare import DataConfig, prepare_chat, prepare_code
+from llamacode.training.shards import DataError, TokenStore, read_index
+from llamacode.training.sources import collect
 
 from .conftest import CORPUS
 

@@ -7,9 +7,9 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.fim import FimMode, fim_layout
-from training.fim import FimSplit, draw_split, encode_fim, transform_document
-from training.tokenizer import Tokenizer
+from llamacode.runtime.fim import FimMode, fim_layout
+from llamacode.training.fim import FimSplit, draw_split, encode_fim, transform_document
+from llamacode.training.tokenizer import Tokenizer
 
 # Any text but U+2581 ("▁"), which sentencepiece itself reads as a space (as in Llama).
 TEXT = st.text(

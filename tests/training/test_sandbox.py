@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.sandbox import Outcome, Sandbox, SandboxError, SandboxLimits
+from llamacode.training.sandbox import Outcome, Sandbox, SandboxError, SandboxLimits
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from training.sandbox import Sandbox, SandboxLimits
-from training.selfinstruct import (
+from llamacode.training.sandbox import Sandbox, SandboxLimits
+from llamacode.training.selfinstruct import (
     Decontaminator,
     SelfInstructConfig,
     SelfInstructStats,
@@ -142,8 +142,8 @@ def test_dedupe_and_decontamination() -> None:
 
 @pytest.mark.slow
 def test_pipeline_with_the_default_model_as_teacher(tmp_path: Path, default_model: Path) -> None:
-    from runtime.config import EngineConfig
-    from runtime.engine import Engine
+    from llamacode.runtime.config import EngineConfig
+    from llamacode.runtime.engine import Engine
 
     (tmp_path / "seeds").mkdir()
     (tmp_path / "seeds" / "s.py").write_text(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.tokenizer import FIM_PIECES, Tokenizer, TokenizerError
+from llamacode.training.tokenizer import FIM_PIECES, Tokenizer, TokenizerError
 
 SAMPLES = ["def f(x):\n    return x + 1\n", " x", "  indented", "\tß☺€ 12345", "", " ", "a\x00b"]
 

@@ -13,12 +13,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from convert.checkpoint_format import MODEL_FILE, TOKENIZER_FILES, read_config
-from runtime.errors import ConfigError
-from runtime.template import LLAMA2_TEMPLATE
-from training.config import config_from_dict
-from training.model import Transformer
-from training.train import train
+from llamacode.convert.checkpoint_format import MODEL_FILE, TOKENIZER_FILES, read_config
+from llamacode.runtime.errors import ConfigError
+from llamacode.runtime.template import LLAMA2_TEMPLATE
+from llamacode.training.config import config_from_dict
+from llamacode.training.model import Transformer
+from llamacode.training.train import train
 
 from .conftest import tiny_overrides
 
@@ -157,7 +157,7 @@ def _torchrun(config_path: Path, nproc: int) -> subprocess.CompletedProcess:
             "--master_port",
             str(_free_port()),
             "-m",
-            "training.cli",
+            "llamacode.training.cli",
             "train",
             str(config_path),
         ],
@@ -215,9 +215,9 @@ def test_continued_training_from_an_imported_gguf_keeps_its_tokenizer(
     tmp_path: Path, base_checkpoint: Path, data_dir: Path, tokenizer
 ) -> None:
     """The Code Llama path: an existing GGUF -> checkpoint -> continued training."""
-    from convert.export_gguf import export_gguf
-    from convert.import_gguf import import_gguf
-    from training.tokenizer import Tokenizer
+    from llamacode.convert.export_gguf import export_gguf
+    from llamacode.convert.import_gguf import import_gguf
+    from llamacode.training.tokenizer import Tokenizer
 
     gguf = tmp_path / "base.gguf"
     export_gguf(base_checkpoint, gguf, out_type="f32", progress=False)

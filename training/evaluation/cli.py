@@ -9,8 +9,8 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-from runtime.cli import load_engine
-from runtime.types import LINE_POLICIES, SuggestSettings
+from llamacode.runtime.cli import load_engine
+from llamacode.runtime.types import LINE_POLICIES, SuggestSettings
 
 DEFAULT_OUT = Path("out/eval")
 # Held-out code for the long-context prompts: parts of this interpreter's standard
@@ -26,7 +26,7 @@ FILLER_MODULES = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``llamacode eval`` and its sub-verbs."""
-    from runtime.cli import add_model_flags
+    from llamacode.runtime.cli import add_model_flags
 
     parser = subparsers.add_parser(
         "eval", help="measure model quality (FIM, completion, long context)"
@@ -125,7 +125,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _split(text: str, cast: Any = str) -> tuple[Any, ...]:
-    from runtime.errors import ConfigError
+    from llamacode.runtime.errors import ConfigError
 
     try:
         return tuple(cast(x.strip()) for x in text.split(",") if x.strip())
@@ -134,8 +134,8 @@ def _split(text: str, cast: Any = str) -> tuple[Any, ...]:
 
 
 def _judge(timeout: float) -> Any:
-    from training.evaluation.execution import Judge
-    from training.sandbox import SandboxLimits
+    from llamacode.training.evaluation.execution import Judge
+    from llamacode.training.sandbox import SandboxLimits
 
     cpu = max(1, int(timeout))
     return Judge(SandboxLimits(cpu_seconds=cpu, wall_seconds=timeout * 1.5 + 1))
@@ -144,7 +144,7 @@ def _judge(timeout: float) -> Any:
 def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
     from dataclasses import asdict
 
-    from runtime.cli import engine_config
+    from llamacode.runtime.cli import engine_config
 
     settings = asdict(engine_config(args))
     settings.pop("verbose", None)
@@ -161,7 +161,7 @@ def _name(args: argparse.Namespace, kind: str, model: dict[str, Any]) -> str:
 def _finish(args: argparse.Namespace, record: Any, table: str, plot: Any = None) -> None:
     import importlib.util
 
-    from training.evaluation.record import write_outputs
+    from llamacode.training.evaluation.record import write_outputs
 
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
         print("no PNG plot: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
@@ -175,9 +175,9 @@ def _finish(args: argparse.Namespace, record: Any, table: str, plot: Any = None)
 
 
 def _fim(args: argparse.Namespace) -> int:
-    from training.evaluation.data import load_fim_problems
-    from training.evaluation.fim_exec import FimExecConfig, evaluate_fim, fim_table
-    from training.evaluation.record import RunRecord, model_record
+    from llamacode.training.evaluation.data import load_fim_problems
+    from llamacode.training.evaluation.fim_exec import FimExecConfig, evaluate_fim, fim_table
+    from llamacode.training.evaluation.record import RunRecord, model_record
 
     problems = load_fim_problems(args.data)
     config = FimExecConfig(
@@ -214,9 +214,13 @@ def _fim(args: argparse.Namespace) -> int:
 
 
 def _fim_match(args: argparse.Namespace) -> int:
-    from training.evaluation.fim_match import FimMatchConfig, evaluate_matches, match_table
-    from training.evaluation.fim_tasks import load_tasks
-    from training.evaluation.record import RunRecord, model_record
+    from llamacode.training.evaluation.fim_match import (
+        FimMatchConfig,
+        evaluate_matches,
+        match_table,
+    )
+    from llamacode.training.evaluation.fim_tasks import load_tasks
+    from llamacode.training.evaluation.record import RunRecord, model_record
 
     tasks = load_tasks(args.tasks)
     config = FimMatchConfig(modes=_split(args.modes), limit=args.limit)
@@ -233,7 +237,7 @@ def _fim_match(args: argparse.Namespace) -> int:
 
 
 def _build_tasks(args: argparse.Namespace) -> int:
-    from training.evaluation.fim_tasks import TaskBuildConfig, build_tasks, write_tasks
+    from llamacode.training.evaluation.fim_tasks import TaskBuildConfig, build_tasks, write_tasks
 
     config = TaskBuildConfig(
         seed=args.seed,
@@ -249,8 +253,8 @@ def _build_tasks(args: argparse.Namespace) -> int:
 
 
 def _build_single_line(args: argparse.Namespace) -> int:
-    from training.evaluation.fim_tasks import write_tasks
-    from training.evaluation.single_line import build_single_line
+    from llamacode.training.evaluation.fim_tasks import write_tasks
+    from llamacode.training.evaluation.single_line import build_single_line
 
     problems = build_single_line(args.source, args.every, args.start)
     path = write_tasks(problems, args.output)
@@ -259,14 +263,14 @@ def _build_single_line(args: argparse.Namespace) -> int:
 
 
 def _key_retrieval(args: argparse.Namespace) -> int:
-    from training.evaluation.key_retrieval import (
+    from llamacode.training.evaluation.key_retrieval import (
         KeyRetrievalConfig,
         evaluate_key_retrieval,
         filler_functions,
         key_table,
         plot_key_retrieval,
     )
-    from training.evaluation.record import RunRecord, model_record
+    from llamacode.training.evaluation.record import RunRecord, model_record
 
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     sources = args.filler or [stdlib / m for m in FILLER_MODULES if (stdlib / m).exists()]
@@ -294,18 +298,18 @@ def _key_retrieval(args: argparse.Namespace) -> int:
 
 
 def _perplexity(args: argparse.Namespace) -> int:
-    from runtime.config import EngineConfig
-    from runtime.loader import choose_n_ctx
-    from runtime.model_facts import read_facts
-    from runtime.models import resolve_model
-    from training.evaluation.perplexity import (
+    from llamacode.runtime.config import EngineConfig
+    from llamacode.runtime.loader import choose_n_ctx
+    from llamacode.runtime.model_facts import read_facts
+    from llamacode.runtime.models import resolve_model
+    from llamacode.training.evaluation.perplexity import (
         LogitScorer,
         PerplexityConfig,
         evaluate_perplexity,
         perplexity_table,
         plot_perplexity,
     )
-    from training.evaluation.record import RunRecord, model_record
+    from llamacode.training.evaluation.record import RunRecord, model_record
 
     path = resolve_model(args.model).path
     config = PerplexityConfig(
@@ -326,13 +330,13 @@ def _perplexity(args: argparse.Namespace) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from training.evaluation.completion import (
+    from llamacode.training.evaluation.completion import (
         CompletionConfig,
         completion_table,
         evaluate_completion,
     )
-    from training.evaluation.data import load_code_problems
-    from training.evaluation.record import RunRecord, model_record
+    from llamacode.training.evaluation.data import load_code_problems
+    from llamacode.training.evaluation.record import RunRecord, model_record
 
     problems = load_code_problems(args.data)
     config = CompletionConfig(max_tokens=args.max_tokens, limit=args.limit)

@@ -9,10 +9,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from runtime.config import GenerationConfig
-from training.evaluation.data import CodeProblem
-from training.evaluation.execution import Judge, Verdict
-from training.evaluation.record import markdown_table
+from llamacode.runtime.config import GenerationConfig
+from llamacode.training.evaluation.data import CodeProblem
+from llamacode.training.evaluation.execution import Judge, Verdict
+from llamacode.training.evaluation.record import markdown_table
 
 # Where a HumanEval completion ends: the next top-level statement.
 STOP_SEQUENCES = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")

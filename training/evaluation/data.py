@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.evaluation.errors import DataFormatError
+from llamacode.training.evaluation.errors import DataFormatError
 
 
 @dataclass(frozen=True)

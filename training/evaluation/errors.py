@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.errors import LlamacodeError
+from llamacode.runtime.errors import LlamacodeError
 
 
 class EvaluationError(LlamacodeError):

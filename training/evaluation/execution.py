@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from training.evaluation.errors import EvaluationError
-from training.sandbox import Outcome, Sandbox, SandboxError, SandboxLimits
+from llamacode.training.evaluation.errors import EvaluationError
+from llamacode.training.sandbox import Outcome, Sandbox, SandboxError, SandboxLimits
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from runtime.errors import ConfigError
-from runtime.fim import FimMode
-from runtime.suggest import suggest
-from runtime.types import SuggestRequest, SuggestSettings
-from training.evaluation.data import FimProblem
-from training.evaluation.execution import Judge, Verdict, fim_program
-from training.evaluation.passk import mean_pass_at_k
-from training.evaluation.record import markdown_table
+from llamacode.runtime.errors import ConfigError
+from llamacode.runtime.fim import FimMode
+from llamacode.runtime.suggest import suggest
+from llamacode.runtime.types import SuggestRequest, SuggestSettings
+from llamacode.training.evaluation.data import FimProblem
+from llamacode.training.evaluation.execution import Judge, Verdict, fim_program
+from llamacode.training.evaluation.passk import mean_pass_at_k
+from llamacode.training.evaluation.record import markdown_table
 
 
 @dataclass

@@ -13,12 +13,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from runtime.fim import FimMode
-from runtime.types import SuggestSettings
-from training.evaluation.fim_exec import effective_modes, suggested_middle
-from training.evaluation.fim_tasks import FimTask
-from training.evaluation.record import markdown_table
-from training.evaluation.similarity import edit_similarity, exact_match
+from llamacode.runtime.fim import FimMode
+from llamacode.runtime.types import SuggestSettings
+from llamacode.training.evaluation.fim_exec import effective_modes, suggested_middle
+from llamacode.training.evaluation.fim_tasks import FimTask
+from llamacode.training.evaluation.record import markdown_table
+from llamacode.training.evaluation.similarity import edit_similarity, exact_match
 
 
 @dataclass

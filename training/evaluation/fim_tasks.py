@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from training.evaluation.data import read_jsonl
-from training.evaluation.errors import DataFormatError
+from llamacode.training.evaluation.data import read_jsonl
+from llamacode.training.evaluation.errors import DataFormatError
 
 LANGUAGES = {
     ".py": "python",

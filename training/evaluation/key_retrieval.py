@@ -17,10 +17,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from runtime.config import GenerationConfig
-from training.evaluation.errors import DataFormatError
-from training.evaluation.fim_tasks import source_files
-from training.evaluation.record import markdown_table
+from llamacode.runtime.config import GenerationConfig
+from llamacode.training.evaluation.errors import DataFormatError
+from llamacode.training.evaluation.fim_tasks import source_files
+from llamacode.training.evaluation.record import markdown_table
 
 KEY_FUNCTION = (
     "def my_function() -> int:\n"
@@ -209,7 +209,7 @@ def key_table(summary: dict[str, Any]) -> str:
 
 
 def plot_key_retrieval(summary: dict[str, Any], path: Path) -> None:
-    from training.evaluation.record import new_figure, save_figure
+    from llamacode.training.evaluation.record import new_figure, save_figure
 
     fig, ax = new_figure()
     for depth in sorted({c["depth"] for c in summary["cells"]}):

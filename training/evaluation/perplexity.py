@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from runtime.config import EngineConfig
-from runtime.loader import load_llama
-from runtime.model_facts import read_facts
-from training.evaluation.errors import DataFormatError, EvaluationError
-from training.evaluation.fim_tasks import source_files
-from training.evaluation.record import markdown_table
+from llamacode.runtime.config import EngineConfig
+from llamacode.runtime.loader import load_llama
+from llamacode.runtime.model_facts import read_facts
+from llamacode.training.evaluation.errors import DataFormatError, EvaluationError
+from llamacode.training.evaluation.fim_tasks import source_files
+from llamacode.training.evaluation.record import markdown_table
 
 
 @dataclass
@@ -171,7 +171,7 @@ def perplexity_table(summary: dict[str, Any]) -> str:
 
 
 def plot_perplexity(summary: dict[str, Any], path: Path) -> None:
-    from training.evaluation.record import new_figure, save_figure
+    from llamacode.training.evaluation.record import new_figure, save_figure
 
     fig, ax = new_figure()
     points = [b for b in summary["buckets"] if b["perplexity"]]

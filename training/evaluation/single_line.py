@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from training.evaluation.data import FimProblem, read_jsonl
-from training.evaluation.errors import DataFormatError
+from llamacode.training.evaluation.data import FimProblem, read_jsonl
+from llamacode.training.evaluation.errors import DataFormatError
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 
