@@ -50,20 +50,23 @@ def run_demo(
     started = time.perf_counter()
     client = LspClient(serve_argv(*flags))
     try:
-        client.initialize(path.parent, {"maxTokens": 64})
+        # No tight time budget: the demo often runs while the machine is still busy (installing,
+        # loading the second model), and a suggestion cut by the budget is not shown at all.
+        client.initialize(path.parent, {"maxTokens": 64, "timeBudgetMs": 20000})
         uri = file_uri(path)
         language = "python" if path.suffix == ".py" else path.suffix.lstrip(".") or "plaintext"
         client.notify(
             "textDocument/didOpen",
             {"textDocument": {"uri": uri, "languageId": language, "version": 1, "text": text}},
         )
-        stats = client.wait_for_model()
+        stats = client.wait_for_model(until_all=True)
         load_s = time.perf_counter() - started
         if stats["model"]["state"] != "ready":
             print(f"model did not load: {stats['model']['error']}", file=sys.stderr)
             return 1
         print(
-            f"server up, model {Path(stats['model']['path']).name} ready in {load_s:.2f} s",
+            f"server up, models ready in {load_s:.2f} s; while typing: "
+            f"{Path(stats['model']['path']).name}",
             file=out,
         )
 
@@ -94,7 +97,6 @@ def run_demo(
 
         where = f"{path}:{row + 1}:{col + 1}"
         _show_completion(client, uri, row, col, automatic=True, where=where)
-        stats = client.wait_for_model(until_all=True)
         roles = stats["model"].get("roles", {})
         if roles.get("asked") and roles.get("asked") != roles.get("typing"):
             print(f"\nmodel for explicit requests: {Path(roles['asked']).name}", file=out)

