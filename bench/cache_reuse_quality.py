@@ -38,12 +38,11 @@ FRESH = "fresh"
 
 
 def keystrokes(task: dict, limit: int) -> list[tuple[str, str, str]]:
-    """(prefix, suffix, expected rest of the line) while typing the middle's first line."""
+    """(prefix, suffix, expected rest of the line) while the middle's first line is typed
+    into the file without it: the code after the cursor stays the same."""
     line = task["middle"].split("\n", 1)[0]
-    return [
-        (task["prefix"] + line[:k], task["middle"][k:] + task["suffix"], line[k:])
-        for k in range(min(limit, len(line)) + 1)
-    ]
+    suffix = task["middle"][len(line) :] + task["suffix"]
+    return [(task["prefix"] + line[:k], suffix, line[k:]) for k in range(min(limit, len(line)) + 1)]
 
 
 def first_line(text: str) -> str:
