@@ -47,8 +47,9 @@ class EngineConfig:
     seed: int = 0
     # Reuse runs of at least this many cached tokens found past the first difference from the
     # previous prompt, moved into place by a KV position shift (llama-server's --cache-reuse);
-    # 0 keeps only the common prefix. See runtime.kv_reuse.
-    cache_reuse_min_chunk: int = 16
+    # 0 keeps only the common prefix. Off by default: the moved keys were computed after the
+    # old text, and in PSM typing most suggestions change (bench/cache_reuse_quality.py).
+    cache_reuse_min_chunk: int = 0
     check_memory: bool = True
     # Try the file in a child process first, so a crash inside llama.cpp cannot take a
     # long-lived process (the language server) down.

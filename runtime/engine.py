@@ -2,9 +2,10 @@
 
 Prompts are built as token ids (never llama-cpp-python's ``suffix=`` path, which sends id 0
 for the FIM tokens). Consecutive requests reuse the KV cache for their longest common token
-prefix, and every request reports how many prompt tokens it evaluated and how many it
-reused. Access to the model is serialized by a lock; llama.cpp releases the GIL, so the
-language server calls the engine from a worker thread and its event loop stays free.
+prefix (and, when configured, for chunks past the first difference, shifted into place),
+and every request reports how many prompt tokens it evaluated and how many it reused.
+Access to the model is serialized by a lock; llama.cpp releases the GIL, so the language
+server calls the engine from a worker thread and its event loop stays free.
 """
 
 from __future__ import annotations
