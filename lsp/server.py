@@ -129,6 +129,11 @@ class LlamacodeProtocol(LanguageServerProtocol):
         waiting = msg_id in self._request_futures
         if self._server._arrivals.pop(msg_id, None) is not None and waiting:
             self._server.stats.client_cancelled += 1
+        # The asyncio side of a cancellation reaches the model worker only on a later turn
+        # of the event loop; the request's token stops it now, before the worker takes it.
+        token = self._server._request_tokens.pop(msg_id, None)
+        if token is not None:
+            token.cancel()
         super()._handle_cancel_notification(msg_id)
 
 
@@ -154,6 +159,7 @@ class LlamacodeServer(LanguageServer):
         self._ids = itertools.count(1)
         self._chat_tokens: dict[Any, Any] = {}
         self._running_chats: set[Any] = set()  # CancelTokens of chats and commands
+        self._request_tokens: dict[Any, CancelToken] = {}  # request id -> its model work
         self._warming: dict[str, CancelToken] = {}  # uri -> token of its cache warming
 
     # Model ----------------------------------------------------------------------------
@@ -184,6 +190,13 @@ class LlamacodeServer(LanguageServer):
         workspace = self.workspace
         roots = [workspace.root_uri, *(folder.uri for folder in workspace.folders.values())]
         return in_workspace(uri, roots)
+
+    def _own_token(self, token: CancelToken) -> Any:
+        """File ``token`` under the current request's id, so ``$/cancelRequest`` reaches it."""
+        msg_id = self.protocol.msg_id
+        if msg_id is not None:
+            self._request_tokens[msg_id] = token
+        return msg_id
 
     def cancel_all(self) -> None:
         """Stop every generation: the client is gone or the server is exiting."""
@@ -281,6 +294,7 @@ class LlamacodeServer(LanguageServer):
         token = CancelToken()
         flight = _InFlight(token)
         self._inflight[uri] = flight
+        msg_id = self._own_token(token)
         try:
             if settings.debounce_ms:
                 await asyncio.sleep(settings.debounce_ms / 1000.0)
@@ -295,6 +309,7 @@ class LlamacodeServer(LanguageServer):
             flight.done = True
             if self._inflight.get(uri) is flight:
                 del self._inflight[uri]
+            self._request_tokens.pop(msg_id, None)
         if not result.generations:
             self.stats.model_cancelled_before_start += 1
         for generation in result.generations:
@@ -392,6 +407,7 @@ class LlamacodeServer(LanguageServer):
             return engine.chat(messages, config, cancel=token, on_text=on_text)
 
         self._running_chats.add(token)
+        msg_id = self._own_token(token)
         try:
             return await self.host.run(call)
         except asyncio.CancelledError:
@@ -399,6 +415,7 @@ class LlamacodeServer(LanguageServer):
             raise
         finally:
             self._running_chats.discard(token)
+            self._request_tokens.pop(msg_id, None)
 
 
 def _lf(text: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from llamacode.lsp.stats import percentile
 from tests.reliability.conftest import started
-from tests.reliability.rawlsp import RawServer, inline_params
+from tests.reliability.rawlsp import RawServer, frame, inline_params
 
 TYPED = "    total = value + add(x, y)\n    if total:\n        return total\n"
 REQUEST_CANCELLED = -32800
@@ -206,5 +206,73 @@ def test_cancelled_requests_never_reach_the_model(tmp_path: Path, endless_gguf: 
         assert after["model"]["runs"] == before["model"]["runs"]
         cancelled = after["client_cancelled"] + after["superseded"]
         assert cancelled - before["client_cancelled"] - before["superseded"] >= len(docs) // 2
+    finally:
+        server_gen.close()
+
+
+def test_request_cancelled_as_the_model_frees_up_never_runs(tmp_path: Path, endless_gguf: Path):
+    """``$/cancelRequest`` read in the same batch as the end of the job ahead of it: the
+    model worker takes the next job at once, before the event loop has passed the asyncio
+    cancellation on, so the request's own token must already be cancelled."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    server_gen = started(endless_gguf, root, tmp_path / "server.log", "--ctx", "4096")
+    server = next(server_gen)
+    try:
+        uri = (root / "d.py").as_uri()
+        server.open(uri, "def f():\n    ")
+        server.open((root / "other.py").as_uri(), "")
+        for attempt in range(5):
+            before = server.stats()
+            chat = server.start_request(
+                "llamacode/chat",
+                {
+                    "messages": [{"role": "user", "content": "x"}],
+                    "maxTokens": 3000,
+                    "workDoneToken": f"busy{attempt}",
+                },
+            )
+            server.wait_for(
+                lambda m: (
+                    m.get("method") == "$/progress" and m["params"]["value"]["kind"] == "report"
+                )
+            )
+            queued = server.start_request("textDocument/inlineCompletion", inline_params(uri, 1, 4))
+            deadline = time.monotonic() + 30
+            while server.stats()["model"]["queue"]["waiting"] < 2:  # the chat and the request
+                assert time.monotonic() < deadline, "the request never reached the model queue"
+            cancel = {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": queued}}
+            stop = {
+                "jsonrpc": "2.0",
+                "method": "window/workDoneProgress/cancel",
+                "params": {"token": f"busy{attempt}"},
+            }
+            # Edits read in the same chunk keep the event loop busy after the chat's cancel.
+            other = (root / "other.py").as_uri()
+            edits = b"".join(
+                frame(
+                    {
+                        "jsonrpc": "2.0",
+                        "method": "textDocument/didChange",
+                        "params": {
+                            "textDocument": {"uri": other, "version": 100 * attempt + n},
+                            "contentChanges": [{"text": f"x = {n}\n"}],
+                        },
+                    }
+                )
+                for n in range(300)
+            )
+            server.send_bytes(frame(cancel) + frame(stop) + edits)
+            assert server.response(chat, timeout=60)["result"]["stopReason"] == "cancelled"
+            answer = server.response(queued)
+            assert (
+                answer.get("error", {}).get("code") == REQUEST_CANCELLED
+                or not answer.get("result", {"items": []})["items"]
+            )
+            after = server.stats()
+            started_runs = (
+                after["engine"]["requests"] - after["engine"]["cancelled_before_start"]
+            ) - (before["engine"]["requests"] - before["engine"]["cancelled_before_start"])
+            assert started_runs == 1  # the chat only
     finally:
         server_gen.close()
