@@ -55,13 +55,18 @@ class ResolvedModel:
     catalog: CatalogModel | None = None
 
 
+def data_dir() -> Path:
+    """llamacode's data directory (XDG): models, tuned adapters."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "llamacode"
+
+
 def models_dir() -> Path:
     """The user's models directory (``$LLAMACODE_MODELS_DIR`` or the XDG data dir)."""
     explicit = os.environ.get(ENV_MODELS_DIR)
     if explicit:
         return Path(explicit).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "llamacode" / "models"
+    return data_dir() / "models"
 
 
 def catalog_path(model: CatalogModel | str) -> Path:
