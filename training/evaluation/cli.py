@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llamacode.runtime.cli import load_engine
+from llamacode.runtime.errors import ConfigError
 from llamacode.runtime.types import LINE_POLICIES, SuggestSettings
 
 DEFAULT_OUT = Path("out/eval")
@@ -82,6 +83,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kinds", default="single-line,span")
     p.add_argument("--max-tasks", type=int)
     p.add_argument("--context-chars", type=int, default=2000)
+    p.add_argument(
+        "--held-out",
+        action="store_true",
+        help="only the files `llamacode tune` holds out of the repository SOURCES names",
+    )
     p.set_defaults(func=_build_tasks)
 
     p = sub.add_parser(
@@ -237,7 +243,12 @@ def _fim_match(args: argparse.Namespace) -> int:
 
 
 def _build_tasks(args: argparse.Namespace) -> int:
-    from llamacode.training.evaluation.fim_tasks import TaskBuildConfig, build_tasks, write_tasks
+    from llamacode.training.evaluation.fim_tasks import (
+        TaskBuildConfig,
+        build_tasks,
+        tasks_from_files,
+        write_tasks,
+    )
 
     config = TaskBuildConfig(
         seed=args.seed,
@@ -246,7 +257,16 @@ def _build_tasks(args: argparse.Namespace) -> int:
         max_tasks=args.max_tasks,
         context_chars=args.context_chars,
     )
-    tasks = build_tasks(args.sources, config)
+    if args.held_out:
+        from llamacode.training.repo_data import split_repository
+
+        if len(args.sources) != 1:
+            raise ConfigError("--held-out takes one repository root")
+        root = args.sources[0]
+        held = split_repository(root).held_out
+        tasks = tasks_from_files(((root / f.path, f.path) for f in held), config)
+    else:
+        tasks = build_tasks(args.sources, config)
     write_tasks(tasks, args.output)
     print(f"wrote {len(tasks)} tasks to {args.output}")
     return 0

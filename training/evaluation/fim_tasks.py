@@ -139,12 +139,19 @@ def build_tasks(
     roots: Sequence[str | Path], config: TaskBuildConfig | None = None
 ) -> list[FimTask]:
     """Cut tasks from every source file under ``roots``."""
+    return tasks_from_files(source_files(roots), config)
+
+
+def tasks_from_files(
+    files: Iterable[tuple[Path, str]], config: TaskBuildConfig | None = None
+) -> list[FimTask]:
+    """Cut tasks from ``files``: (file, the path the prompt names it by)."""
     config = config or TaskBuildConfig()
     unknown = set(config.kinds) - set(KINDS)
     if unknown:
         raise DataFormatError(f"unknown task kind(s) {sorted(unknown)}; choose from {KINDS}")
     tasks: list[FimTask] = []
-    for path, rel in source_files(roots):
+    for path, rel in files:
         if path.stat().st_size > config.max_file_bytes:
             continue
         try:
