@@ -165,10 +165,12 @@ class LlamacodeServer(LanguageServer):
     # Model ----------------------------------------------------------------------------
 
     def start_model(self) -> None:
-        """Load (or reload) the model named by the settings, in the background."""
-        path = self.settings.model_path
+        """Load (or reload) the model and adapter named by the settings, in the background."""
+        settings = self.settings
         self.cache.clear()
-        self.host.load(path, self._on_model_loaded, self.engine_config)
+        self.host.load(
+            settings.model_path, self._on_model_loaded, self.engine_config, settings.adapter_path
+        )
 
     def _on_model_loaded(self, error: str | None) -> None:
         """Called from the loading thread."""
@@ -458,9 +460,9 @@ def create_server(
             values = _plain(answer[0]) if answer else None
         if not isinstance(values, dict):
             return
-        before = ls.settings.model_path
+        before = (ls.settings.model_path, ls.settings.adapter_path)
         ls.settings = ls.settings.updated(values, source="config")
-        if ls.settings.model_path != before:
+        if (ls.settings.model_path, ls.settings.adapter_path) != before:
             ls.start_model()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -560,6 +562,8 @@ def create_server(
         answer["model"]["path"] = ls.host.model_path
         answer["model"]["error"] = ls.host.error
         answer["model"]["roles"] = dict(ls.host.paths)
+        answer["model"]["adapters"] = dict(ls.host.adapters)
+        answer["model"]["adapter_problem"] = ls.host.adapter_problem
         answer["model"]["loading_more"] = ls.host.loading_more
         answer["model"]["queue"] = {"waiting": ls.host.waiting, "max_waiting": ls.host.max_waiting}
         answer["settings"] = dataclasses.asdict(ls.settings)

@@ -36,12 +36,18 @@ def _disabled(language_ids: list[str]) -> dict[str, bool]:
 class ServerSettings:
     """Everything a user can tune about completion and chat.
 
-    ``model_path`` from workspace settings is honoured only when ``trusted`` is true
-    (a workspace could otherwise make the editor load any file it names).
+    ``model_path`` and ``adapter_path`` from workspace settings are honoured only when
+    ``trusted`` is true (a workspace could otherwise make the editor load any file it names).
     """
 
-    # On the command line this is the engine's --model.
+    # On the command line these are the engine's --model and --adapter.
     model_path: str | None = field(default=None, metadata=option(flags=(), help="GGUF file"))
+    adapter_path: str | None = field(
+        default=None,
+        metadata=option(
+            flags=(), help="LoRA adapter GGUF, applied to the models whose tensors it fits"
+        ),
+    )
     trusted: bool = field(
         default=False,
         metadata=option(flags=("--trust",), help="use model paths from workspace settings"),
@@ -142,17 +148,20 @@ class ServerSettings:
                 log.warning("ignoring 'trusted' from workspace configuration")
             del changes["trusted"]
         trusted = changes.get("trusted", self.trusted)
-        if "model_path" in changes and not trusted:
-            log.warning(
-                "ignoring modelPath %r from workspace settings: the workspace is not trusted "
-                "(start the server with --trust, or have the editor send trusted=true)",
-                changes["model_path"],
-            )
-            del changes["model_path"]
+        for name in _FILES_NEED_TRUST:
+            if name in changes and not trusted:
+                log.warning(
+                    "ignoring %s %r from workspace settings: the workspace is not trusted "
+                    "(start the server with --trust, or have the editor send trusted=true)",
+                    client_name(name),
+                    changes.pop(name),
+                )
         return dataclasses.replace(self, **changes)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ServerSettings)}
+# Settings that name a file the server loads into llama.cpp.
+_FILES_NEED_TRUST = ("model_path", "adapter_path")
 
 
 def _section(values: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 
 from llamacode.runtime.config import KV_CACHE_TYPES, EngineConfig, GenerationConfig
 from llamacode.runtime.dataclass_flags import Option, add_flags, values_from_args
-from llamacode.runtime.errors import ConfigError, LlamacodeError
+from llamacode.runtime.errors import AdapterMismatchError, ConfigError, LlamacodeError
 from llamacode.runtime.fim import FimMode
 from llamacode.runtime.models import Role
 from llamacode.runtime.textfile import checked_text, decoded_line, read_text
 from llamacode.runtime.types import LINE_POLICIES, ContextFile, SuggestRequest, SuggestSettings
 
 if TYPE_CHECKING:
+    from llamacode.runtime.adapter import AdapterFacts
     from llamacode.runtime.engine import Engine
 
 
@@ -119,6 +120,10 @@ ENGINE_FLAGS = {
         help="reuse cached runs of N+ tokens after an edit, shifted into place (0: off)",
     ),
     "check_memory": Option(help="refuse a model and context that would not fit in memory"),
+    "adapter_path": Option(
+        flags=("--adapter",), metavar="GGUF", help="LoRA adapter applied to the model"
+    ),
+    "adapter_scale": Option(minimum=0, help="strength of the adapter (1.0: as trained)"),
     # The sampling seed is a generation flag; the language server always isolates loads.
     "seed": Option(flags=()),
     "isolate_load": Option(flags=()),
@@ -217,6 +222,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show a model's facts (architecture, context, FIM tokens, ...)")
     p.add_argument("model", nargs="?", help="GGUF file (default: the resolved model)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_flags(p.add_argument_group("model"), EngineConfig, ENGINE_FLAGS)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("models", help="list the models: in use, installed and installable")
@@ -382,9 +388,20 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     path = Path(args.model) if args.model else resolve_model().path
     facts = read_facts(path)
-    plan = plan_load(facts, EngineConfig())
+    config = engine_config(args)
+    plan = plan_load(facts, config)
+    fit = _adapter_fit(config, facts.path)
     if args.json:
-        print(json.dumps({**facts.as_dict(), "load_plan": asdict(plan)}, indent=2))
+        out = {**facts.as_dict(), "load_plan": asdict(plan)}
+        if fit:
+            adapter, problem = fit
+            out["adapter"] = {
+                **adapter.as_dict(),
+                "scale": config.adapter_scale,
+                "fits": problem is None,
+                "problem": problem,
+            }
+        print(json.dumps(out, indent=2))
         return 0
     fim = facts.fim
     rope = f"{facts.rope_freq_base:g}" + (
@@ -430,10 +447,43 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
     )
     rows.extend(("  why", reason) for reason in plan.reasons)
+    if fit:
+        rows.extend(_adapter_rows(*fit, config.adapter_scale))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _adapter_fit(config: EngineConfig, model: Path) -> tuple[AdapterFacts, str | None] | None:
+    """The adapter's facts, and why it does not fit the model (an unusable file is an error)."""
+    if not config.adapter_path:
+        return None
+    from llamacode.runtime.adapter import check_fits, read_adapter
+
+    adapter = read_adapter(config.adapter_path)
+    try:
+        check_fits(adapter, model)
+    except AdapterMismatchError as exc:
+        return adapter, str(exc)
+    return adapter, None
+
+
+def _adapter_rows(
+    adapter: AdapterFacts, problem: str | None, scale: float
+) -> list[tuple[str, str]]:
+    alpha = "not stated" if adapter.alpha is None else f"{adapter.alpha:g}"
+    return [
+        ("adapter", str(adapter.path)),
+        (
+            "  LoRA",
+            f"rank {'/'.join(map(str, adapter.ranks))}, alpha {alpha}, scale {scale:g}, "
+            f"{len(adapter.pairs)} tensors adapted",
+        ),
+        ("  made for", f"{adapter.base_model or 'not recorded'} ({adapter.architecture})"),
+        ("  size", f"{adapter.size_bytes / 2**20:.1f} MiB"),
+        ("  fits", f"no: {problem}" if problem else "yes"),
+    ]
 
 
 def cmd_models(args: argparse.Namespace) -> int:

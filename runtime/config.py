@@ -51,6 +51,10 @@ class EngineConfig:
     # old text, and in PSM typing most suggestions change (bench/cache_reuse_quality.py).
     cache_reuse_min_chunk: int = 0
     check_memory: bool = True
+    # A LoRA adapter GGUF applied on top of the weights (checked against the model first by
+    # runtime.adapter), and how strongly: 1.0 as trained, 0.0 not at all.
+    adapter_path: str | None = None
+    adapter_scale: float = 1.0
     # Try the file in a child process first, so a crash inside llama.cpp cannot take a
     # long-lived process (the language server) down.
     isolate_load: bool = False

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from llamacode.runtime.adapter import AdapterFacts, fit_adapter
 from llamacode.runtime.config import EngineConfig, GenerationConfig
 from llamacode.runtime.context import LineTokenCounter, comment_block
 from llamacode.runtime.errors import ConfigError, LlamacodeError
@@ -74,12 +75,20 @@ class _Decoder:
 class Engine:
     """A loaded model. Build it with :meth:`load`."""
 
-    def __init__(self, llm: Any, facts: ModelFacts, config: EngineConfig, plan: LoadPlan) -> None:
+    def __init__(
+        self,
+        llm: Any,
+        facts: ModelFacts,
+        config: EngineConfig,
+        plan: LoadPlan,
+        adapter: AdapterFacts | None = None,
+    ) -> None:
         import llama_cpp
 
         self._llama_cpp = llama_cpp
         self._llm = llm
         self.facts = facts
+        self.adapter = adapter  # the LoRA adapter applied, if any
         self.config = config
         self.plan = plan
         self.n_ctx: int = llm.n_ctx()
@@ -100,13 +109,17 @@ class Engine:
 
     @classmethod
     def load(cls, path: str | Path, config: EngineConfig | None = None) -> Engine:
-        """Check the file, choose settings from its metadata and the machine, load it."""
+        """Check the file (and the adapter against it), choose settings from its metadata
+        and the machine, load it."""
         config = config or EngineConfig()
         facts = read_facts(path)
+        adapter = None
+        if config.adapter_path:
+            adapter = fit_adapter(config.adapter_path, facts.path)
         if config.isolate_load:
-            probe_model(facts.path)
+            probe_model(facts.path, config.adapter_path, config.adapter_scale)
         llm, plan = load_llama(facts, config)
-        return cls(llm, facts, config, plan)
+        return cls(llm, facts, config, plan, adapter)
 
     def close(self) -> None:
         with self._lock:

@@ -33,3 +33,11 @@ class ConfigError(LlamacodeError):
 
 class TemplateError(LlamacodeError):
     """A chat template that cannot be rendered safely."""
+
+
+class AdapterError(LlamacodeError):
+    """A LoRA adapter file that is missing, unreadable or not a LoRA adapter."""
+
+
+class AdapterMismatchError(AdapterError):
+    """A well-formed LoRA adapter made for another model (architecture, tensors, shapes)."""

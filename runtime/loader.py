@@ -8,7 +8,12 @@ from functools import cache
 from typing import Any
 
 from llamacode.runtime.config import DEFAULT_CTX_CAP, KV_CACHE_TYPES, LONG_CONTEXT, EngineConfig
-from llamacode.runtime.errors import ConfigError, InsufficientMemoryError, ModelLoadError
+from llamacode.runtime.errors import (
+    AdapterError,
+    ConfigError,
+    InsufficientMemoryError,
+    ModelLoadError,
+)
 from llamacode.runtime.fim import FimFamily
 from llamacode.runtime.model_facts import ModelFacts
 
@@ -221,12 +226,25 @@ def load_llama(facts: ModelFacts, config: EngineConfig) -> tuple[Any, LoadPlan]:
             rope_freq_base=rope_base_override(facts),
             seed=config.seed,
             logits_all=False,
+            lora_path=config.adapter_path,
+            lora_scale=config.adapter_scale,
             verbose=config.verbose,
         )
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise ModelLoadError(
-            f"llama.cpp could not load {facts.path} ({facts.architecture}, {facts.file_type}): "
-            f"{exc}. The file may use an architecture or quantization this llama.cpp build does "
-            "not support, or the settings may not fit; run with --verbose to see llama.cpp's log."
-        ) from exc
+    except RuntimeError as exc:
+        if config.adapter_path and "LoRA" in str(exc):
+            raise AdapterError(
+                f"llama.cpp could not apply the LoRA adapter {config.adapter_path} to "
+                f"{facts.path}: {exc}. Run with --verbose to see llama.cpp's reason."
+            ) from exc
+        raise _load_error(facts, exc) from exc
+    except (ValueError, OSError) as exc:
+        raise _load_error(facts, exc) from exc
     return llm, plan
+
+
+def _load_error(facts: ModelFacts, exc: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"llama.cpp could not load {facts.path} ({facts.architecture}, {facts.file_type}): "
+        f"{exc}. The file may use an architecture or quantization this llama.cpp build does "
+        "not support, or the settings may not fit; run with --verbose to see llama.cpp's log."
+    )

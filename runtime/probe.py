@@ -15,6 +15,8 @@ from pathlib import Path
 
 from llamacode.runtime.children import CHILD_CWD, module_argv
 from llamacode.runtime.errors import (
+    AdapterError,
+    AdapterMismatchError,
     InvalidModelError,
     LlamacodeError,
     ModelLoadError,
@@ -23,16 +25,30 @@ from llamacode.runtime.errors import (
 
 PROBE_TIMEOUT_S = 120.0
 _ERRORS: dict[str, type[LlamacodeError]] = {
-    cls.__name__: cls for cls in (InvalidModelError, ModelLoadError, ModelNotFoundError)
+    cls.__name__: cls
+    for cls in (
+        InvalidModelError,
+        ModelLoadError,
+        ModelNotFoundError,
+        AdapterError,
+        AdapterMismatchError,
+    )
 }
 
 
-def probe_model(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """Load ``path`` in a child process and run one token; raise a typed error on failure."""
+def probe_model(
+    path: str | Path,
+    adapter: str | Path | None = None,
+    adapter_scale: float = 1.0,
+    timeout_s: float = PROBE_TIMEOUT_S,
+) -> None:
+    """Load ``path`` (with the LoRA ``adapter``, if any) in a child process and run one
+    token; raise a typed error on failure."""
     path = Path(path)
+    with_adapter = [str(adapter), repr(adapter_scale)] if adapter else []
     try:
         proc = subprocess.run(
-            module_argv(__name__, str(path)),
+            module_argv(__name__, str(path), *with_adapter),
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -55,18 +71,31 @@ def probe_model(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     name = (
         signal.Signals(-proc.returncode).name if -proc.returncode in signal.valid_signals() else "?"
     )
+    if adapter:
+        raise AdapterError(
+            f"llama.cpp crashed ({name}) while loading {path} with the LoRA adapter {adapter}; "
+            "one of them is corrupt or hostile. Nothing was loaded; try the model without the "
+            "adapter, and export the adapter again."
+        )
     raise InvalidModelError(
         f"llama.cpp crashed ({name}) while reading {path}; the file is corrupt or hostile. "
         "It was not loaded; download or convert it again."
     )
 
 
-def _child(path: str) -> int:
+def _child(path: str, adapter: str | None = None, adapter_scale: str = "1.0") -> int:
     from llamacode.runtime.config import EngineConfig, GenerationConfig
     from llamacode.runtime.engine import Engine
 
+    config = EngineConfig(
+        n_ctx=64,
+        n_batch=64,
+        check_memory=True,
+        adapter_path=adapter,
+        adapter_scale=float(adapter_scale),
+    )
     try:
-        engine = Engine.load(path, EngineConfig(n_ctx=64, n_batch=64, check_memory=True))
+        engine = Engine.load(path, config)
         engine.complete("a", GenerationConfig(max_tokens=1))
     except LlamacodeError as exc:
         print(json.dumps({"type": type(exc).__name__, "message": str(exc)}))
@@ -75,4 +104,4 @@ def _child(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))
+    sys.exit(_child(*sys.argv[1:]))

@@ -63,8 +63,9 @@ function readSettings(): { commandLine: string[]; settings: ReturnType<typeof se
   const trusted = vscode.workspace.isTrusted;
   const command = effective(cfg.inspect<unknown>("serverCommand"), trusted) ?? DEFAULT_COMMAND;
   const modelPath = effective(cfg.inspect<string>("modelPath"), trusted);
+  const adapterPath = effective(cfg.inspect<string>("adapterPath"), trusted);
   return {
-    commandLine: serverCommandLine(command, modelPath),
+    commandLine: serverCommandLine(command, modelPath, adapterPath),
     settings: serverSettings(
       {
         maxTokens: cfg.get("maxTokens"),

@@ -9,7 +9,7 @@ export interface Inspected<T> {
 }
 
 /** Settings a workspace could use to run a program or load a file of its choosing. */
-export const RESTRICTED = ["serverCommand", "modelPath"] as const;
+export const RESTRICTED = ["serverCommand", "modelPath", "adapterPath"] as const;
 
 export const DEFAULT_COMMAND = ["llamacode", "serve", "--stdio"];
 
@@ -51,11 +51,21 @@ export function parseCommand(value: unknown): string[] {
   return parts;
 }
 
-/** The server command line: the configured command, plus `--model` when a model is chosen. */
-export function serverCommandLine(command: unknown, modelPath: string | undefined): string[] {
+/**
+ * The server command line: the configured command, plus `--model` when a model is chosen and
+ * `--adapter` when a LoRA adapter is.
+ */
+export function serverCommandLine(
+  command: unknown,
+  modelPath: string | undefined,
+  adapterPath?: string,
+): string[] {
   const parts = parseCommand(command);
   if (modelPath && modelPath.trim() !== "") {
     parts.push("--model", modelPath.trim());
+  }
+  if (adapterPath && adapterPath.trim() !== "") {
+    parts.push("--adapter", adapterPath.trim());
   }
   return parts;
 }

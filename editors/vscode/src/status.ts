@@ -2,7 +2,13 @@
 
 /** The parts of `llamacode/stats` the status bar shows. */
 export interface Stats {
-  model?: { path?: string | null; state?: string; error?: string | null };
+  model?: {
+    path?: string | null;
+    state?: string;
+    error?: string | null;
+    adapters?: Record<string, string>;
+    adapter_problem?: string | null;
+  };
   latency_ms?: { p50?: number | null; p95?: number | null };
   cache?: { hit_rate?: number | null };
   acceptance?: { rate?: number | null };
@@ -46,10 +52,24 @@ export function statusText(
   }
   const tooltip = [
     `model: ${name}`,
+    ...adapterLines(stats),
     `last suggestion: ${formatMs(lastLatencyMs)}`,
     `latency p50 / p95: ${formatMs(stats?.latency_ms?.p50)} / ${formatMs(stats?.latency_ms?.p95)}`,
     `cache hit rate: ${percent(stats?.cache?.hit_rate)}`,
     `acceptance rate: ${percent(stats?.acceptance?.rate)}`,
   ].join("\n");
   return { text: `$(sparkle) ${formatMs(lastLatencyMs)} · ${name}`, tooltip };
+}
+
+/** Which models apply the LoRA adapter, or why none does. */
+function adapterLines(stats: Stats | undefined): string[] {
+  const problem = stats?.model?.adapter_problem;
+  if (problem) {
+    return [`adapter not used: ${problem}`];
+  }
+  const byPath = new Map<string, string[]>();
+  for (const [role, path] of Object.entries(stats?.model?.adapters ?? {})) {
+    byPath.set(path, [...(byPath.get(path) ?? []), role]);
+  }
+  return [...byPath].map(([path, roles]) => `adapter: ${modelName(path)} (${roles.join(", ")})`);
 }

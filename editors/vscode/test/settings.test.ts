@@ -50,6 +50,17 @@ test("a model path becomes the server's --model flag", () => {
   assert.deepEqual(serverCommandLine(DEFAULT_COMMAND, undefined), DEFAULT_COMMAND);
 });
 
+test("an adapter path becomes the server's --adapter flag", () => {
+  assert.deepEqual(serverCommandLine(DEFAULT_COMMAND, "/m/a.gguf", " /m/my lora.gguf "), [
+    ...DEFAULT_COMMAND,
+    "--model",
+    "/m/a.gguf",
+    "--adapter",
+    "/m/my lora.gguf",
+  ]);
+  assert.deepEqual(serverCommandLine(DEFAULT_COMMAND, undefined, ""), DEFAULT_COMMAND);
+});
+
 test("languages are enabled by their own entry, then by '*', then by default", () => {
   assert.equal(languageEnabled(undefined, "python"), true);
   assert.equal(languageEnabled({ "*": true, markdown: false }, "markdown"), false);

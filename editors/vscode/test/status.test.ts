@@ -37,3 +37,23 @@ test("loading and failed models are said so", () => {
   assert.match(failed.text, /error/);
   assert.match(failed.tooltip, /bad magic/);
 });
+
+test("the tooltip says which models apply the adapter, or why none does", () => {
+  const applied = statusText(
+    {
+      model: {
+        path: "/m/a.gguf",
+        state: "ready",
+        adapters: { typing: "/m/lora.gguf" },
+        adapter_problem: null,
+      },
+    },
+    1,
+  );
+  assert.match(applied.tooltip, /adapter: lora \(typing\)/);
+  const refused = statusText(
+    { model: { path: "/m/a.gguf", state: "ready", adapters: {}, adapter_problem: "not a LoRA" } },
+    1,
+  );
+  assert.match(refused.tooltip, /adapter not used: not a LoRA/);
+});

@@ -19,6 +19,8 @@ M.defaults = {
   root_markers = { '.git' },
   -- Path of a GGUF model; nil lets the server use its default model.
   model_path = nil,
+  -- Path of a GGUF LoRA adapter, applied to the server's models whose tensors it fits.
+  adapter_path = nil,
   -- Most tokens generated for one inline suggestion; nil keeps the server's setting.
   max_tokens = nil,
   -- Time budget for one inline suggestion in milliseconds; nil keeps the server's setting.
@@ -62,6 +64,7 @@ M.defaults = {
 local optional = {
   cmd_env = true,
   model_path = true,
+  adapter_path = true,
   filetypes = true,
   max_tokens = true,
   time_budget_ms = true,
@@ -106,6 +109,7 @@ function M.resolve(user)
   vim.validate('max_tokens', opts.max_tokens, 'number', true)
   vim.validate('time_budget_ms', opts.time_budget_ms, 'number', true)
   vim.validate('model_path', opts.model_path, 'string', true)
+  vim.validate('adapter_path', opts.adapter_path, 'string', true)
   vim.validate('server_settings', opts.server_settings, 'table')
   vim.validate('filetypes', opts.filetypes, 'table', true)
   vim.validate('disabled_filetypes', opts.disabled_filetypes, 'table')
@@ -128,6 +132,9 @@ function M.server_settings(opts)
   settings.timeBudgetMs = settings.timeBudgetMs or opts.time_budget_ms
   if opts.model_path then
     settings.modelPath = settings.modelPath or vim.fs.normalize(opts.model_path)
+  end
+  if opts.adapter_path then
+    settings.adapterPath = settings.adapterPath or vim.fs.normalize(opts.adapter_path)
   end
   return settings
 end
