@@ -48,13 +48,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """A flag for each :class:`ServerSettings` field (the model path is the engine's ``--model``)."""
+    """A flag for each :class:`ServerSettings` field (the model and adapter paths are the
+    engine's ``--model`` and ``--adapter``)."""
     add_flags(parser.add_argument_group("completion"), ServerSettings)
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     """The settings the command line asks for."""
-    return ServerSettings(**values_from_args(ServerSettings, args), model_path=args.model)
+    return ServerSettings(
+        **values_from_args(ServerSettings, args),
+        model_path=args.model,
+        adapter_path=args.adapter_path,
+    )
 
 
 def serve_command(args: argparse.Namespace) -> int:

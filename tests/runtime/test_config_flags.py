@@ -51,6 +51,8 @@ def _words(cls: type, table: dict[str, Option], f: dataclasses.Field) -> tuple[l
         return [flag, "a", flag, "b"], ("a", "b")
     if typing.get_origin(kind) is dict:
         return [flag, "llama.rope.freq_base=float:1e6"], {"llama.rope.freq_base": 1e6}
+    if kind is str:
+        return [flag, "x.gguf"], "x.gguf"
     raise AssertionError(f"no test value for {cls.__name__}.{f.name}: {kind}")
 
 
