@@ -30,12 +30,25 @@ MODEL_FILE = "model.safetensors"
 # Tokenizer type -> the file that holds it.
 TOKENIZER_FILES = {"sentencepiece": "tokenizer.model", "gguf": "tokenizer.gguf"}
 FIM_ROLES = ("pre", "suf", "mid", "eot")
+# How RoPE pairs a head's dimensions: (2i, 2i+1) as Meta's reference and llama.cpp's
+# `llama` tensors do, or (i, i + head_dim/2) as Hugging Face's rotate_half and llama.cpp's
+# NeoX-style RoPE (architecture `qwen2`) do. The layout decides the order of q/k rows.
+ROPE_INTERLEAVED = "interleaved"
+ROPE_ROTATE_HALF = "rotate_half"
+ROPE_LAYOUTS = (ROPE_INTERLEAVED, ROPE_ROTATE_HALF)
+# Model keys added after format version 1 was first written: a config.json without them
+# describes a Llama, which is what their defaults say.
+LATER_MODEL_KEYS = ("qkv_bias", "rope_layout")
 
 
 @dataclass
 class ModelConfig:
-    """Llama architecture hyper-parameters: the ``model`` object of config.json and the
-    ``[model]`` table of a training config (the defaults make a tiny CPU model)."""
+    """Llama-family hyper-parameters: the ``model`` object of config.json and the
+    ``[model]`` table of a training config (the defaults make a tiny CPU Llama).
+
+    ``qkv_bias`` and ``rope_layout`` cover Qwen2: biases on the q/k/v projections and
+    rotate_half RoPE (see ``ROPE_LAYOUTS``).
+    """
 
     dim: int = 64
     n_layers: int = 2
@@ -47,6 +60,8 @@ class ModelConfig:
     rope_theta: float = 10000.0
     max_seq_len: int = 256
     tie_embeddings: bool = False
+    qkv_bias: bool = False
+    rope_layout: str = ROPE_INTERLEAVED
 
     def __post_init__(self) -> None:
         if min(self.dim, self.n_layers, self.n_heads, self.n_kv_heads, self.vocab_size) <= 0:
@@ -59,6 +74,10 @@ class ModelConfig:
             )
         if self.head_dim % 2:
             raise ValueError(f"head_dim {self.head_dim} is odd; RoPE rotates pairs")
+        if self.rope_layout not in ROPE_LAYOUTS:
+            raise ValueError(
+                f"rope_layout {self.rope_layout!r} is not one of {', '.join(ROPE_LAYOUTS)}"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -177,7 +196,9 @@ def parse_config(data: dict[str, Any], path: Path) -> CheckpointConfig:
 def _model(data: Any, path: Path) -> ModelConfig:
     if not isinstance(data, dict):
         raise UnknownSourceError(f"{path}: 'model' must be an object of hyper-parameters")
-    missing = [f.name for f in fields(ModelConfig) if f.name not in data]
+    missing = [
+        f.name for f in fields(ModelConfig) if f.name not in data and f.name not in LATER_MODEL_KEYS
+    ]
     if missing:
         raise UnknownSourceError(f"{path}: incomplete model hyper-parameters, missing {missing}")
     try:

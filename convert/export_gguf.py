@@ -22,9 +22,9 @@ from llamacode.convert.checkpoint_format import ModelConfig
 from llamacode.convert.errors import UnsupportedTypeError
 from llamacode.convert.gguf_kv import KV, kv_float32, kv_string, kv_uint32
 from llamacode.convert.gguf_write import PlannedTensor, write_gguf
-from llamacode.convert.llama_layout import gguf_name, meta_shapes
+from llamacode.convert.llama_layout import gguf_arch, gguf_name, meta_shapes
 from llamacode.convert.sources import SourceModel, load_source
-from llamacode.runtime.gguf_keys import LLAMA_ARCH, Keys
+from llamacode.runtime.gguf_keys import Keys
 
 # Output types the numpy path writes, and the file type each declares.
 OUTPUT_TYPES: dict[str, tuple[GGMLQuantizationType, LlamaFileType]] = {
@@ -91,9 +91,9 @@ def _encoded(model: SourceModel, meta: str, qtype: GGMLQuantizationType) -> np.n
     return encode(model.read(meta), qtype)
 
 
-def llama_kvs(hp: ModelConfig, name: str, file_type: LlamaFileType) -> dict[str, KV]:
-    """The llama.* and general.* metadata llama.cpp reads."""
-    arch = {
+def model_kvs(hp: ModelConfig, arch: str, name: str, file_type: LlamaFileType) -> dict[str, KV]:
+    """The ``{arch}.*`` and general.* metadata llama.cpp reads."""
+    values = {
         Keys.LLM.CONTEXT_LENGTH: kv_uint32(hp.max_seq_len),
         Keys.LLM.EMBEDDING_LENGTH: kv_uint32(hp.dim),
         Keys.LLM.BLOCK_COUNT: kv_uint32(hp.n_layers),
@@ -108,7 +108,7 @@ def llama_kvs(hp: ModelConfig, name: str, file_type: LlamaFileType) -> dict[str,
     return {
         Keys.General.TYPE: kv_string("model"),
         Keys.General.NAME: kv_string(name),
-        **{key.format(arch=LLAMA_ARCH): kv for key, kv in arch.items()},
+        **{key.format(arch=arch): kv for key, kv in values.items()},
         Keys.General.FILE_TYPE: kv_uint32(int(file_type)),
         Keys.General.QUANTIZATION_VERSION: kv_uint32(GGML_QUANT_VERSION),
     }
@@ -122,7 +122,11 @@ def export_gguf(
     bpe_pre: str | None = None,
     progress: bool = True,
 ) -> ConvertReport:
-    """Write ``source`` as a llama GGUF at ``output`` (atomically: whole file or none)."""
+    """Write ``source`` as a GGUF at ``output`` (atomically: whole file or none).
+
+    The architecture is the one whose RoPE the model uses (:func:`gguf_arch`): llama for
+    interleaved, qwen2 for rotate_half; q/k/v biases are written when the model has them.
+    """
     target, file_type = parse_type(out_type)
     model = source if isinstance(source, SourceModel) else load_source(source, bpe_pre=bpe_pre)
     hp = model.hparams
@@ -131,7 +135,8 @@ def export_gguf(
         (meta, shape, tensor_type(meta, shape, target, output_name))
         for meta, shape in meta_shapes(hp).items()
     ]
-    kvs = llama_kvs(hp, name or model.name, file_type)
+    arch = gguf_arch(hp)
+    kvs = model_kvs(hp, arch, name or model.name, file_type)
     kvs.update(model.vocab.kvs)
     if model.chat_template:
         kvs[Keys.Tokenizer.CHAT_TEMPLATE] = kv_string(model.chat_template)
@@ -140,7 +145,9 @@ def export_gguf(
         PlannedTensor(gguf_name(meta), shape, qtype, partial(_encoded, model, meta, qtype))
         for meta, shape, qtype in plan
     ]
-    written = write_gguf(output, kvs, tensors, progress=progress, desc=f"convert {out_type}")
+    written = write_gguf(
+        output, kvs, tensors, arch=arch, progress=progress, desc=f"convert {out_type}"
+    )
     counts = dict(Counter(qtype.name for _, _, qtype in plan))
     largest = max(int(np.prod(shape)) * 4 for _, shape, _ in plan)
     return ConvertReport(Path(output), written, time.perf_counter() - start, largest, counts)

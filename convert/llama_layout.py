@@ -1,8 +1,10 @@
 """The Llama tensor set: shapes from the hyper-parameters, and names in three conventions.
 
-Everything inside ``convert`` works in Meta's names and layout (the checkpoint format);
-Hugging Face names need the q/k row permutation, GGUF names are a plain rename to the
-names of gguf-py's ``TENSOR_NAMES`` table.
+Everything inside ``convert`` works in Meta's names (the checkpoint format); Hugging Face
+names need the q/k row permutation for an interleaved-RoPE model, GGUF names are a plain
+rename to the names of gguf-py's ``TENSOR_NAMES`` table. The q/k rows are stored in the
+order the model's ``rope_layout`` rotates, which is also the order of the llama.cpp
+architecture that computes that layout (:data:`GGUF_ARCH_ROPE`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,22 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from gguf.constants import MODEL_TENSOR, TENSOR_NAMES
+from gguf.constants import MODEL_ARCH, MODEL_ARCH_NAMES, MODEL_TENSOR, TENSOR_NAMES
 
-from llamacode.convert.checkpoint_format import ModelConfig
+from llamacode.convert.checkpoint_format import ROPE_INTERLEAVED, ROPE_ROTATE_HALF, ModelConfig
+
+# The llama.cpp architectures of the training model, and the RoPE each applies (llama.cpp's
+# LLAMA_ROPE_TYPE_NORM for llama, LLAMA_ROPE_TYPE_NEOX for qwen2). Both load optional
+# q/k/v biases and an optional output matrix, so the other fields map one to one.
+GGUF_ARCH_ROPE = {
+    MODEL_ARCH_NAMES[MODEL_ARCH.LLAMA]: ROPE_INTERLEAVED,
+    MODEL_ARCH_NAMES[MODEL_ARCH.QWEN2]: ROPE_ROTATE_HALF,
+}
+
+
+def gguf_arch(config: ModelConfig) -> str:
+    """The llama.cpp architecture that computes ``config``'s RoPE layout."""
+    return next(arch for arch, rope in GGUF_ARCH_ROPE.items() if rope == config.rope_layout)
 
 
 def meta_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -24,9 +39,10 @@ def meta_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     for i in range(config.n_layers):
         p = f"layers.{i}."
         out[p + "attention_norm.weight"] = (dim,)
-        out[p + "attention.wq.weight"] = (q, dim)
-        out[p + "attention.wk.weight"] = (kv, dim)
-        out[p + "attention.wv.weight"] = (kv, dim)
+        for module, rows in (("wq", q), ("wk", kv), ("wv", kv)):
+            out[f"{p}attention.{module}.weight"] = (rows, dim)
+            if config.qkv_bias:
+                out[f"{p}attention.{module}.bias"] = (rows,)
         out[p + "attention.wo.weight"] = (dim, q)
         out[p + "ffn_norm.weight"] = (dim,)
         out[p + "feed_forward.w1.weight"] = (hidden, dim)
@@ -38,7 +54,7 @@ def meta_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return out
 
 
-_LAYER = re.compile(r"^layers\.(\d+)\.(.+)\.weight$")
+_LAYER = re.compile(r"^layers\.(\d+)\.(.+)$")
 
 # Meta module -> (GGUF tensor, Hugging Face module) inside block N ...
 _BLOCK = {
@@ -58,42 +74,54 @@ _TOP = {
     "norm": (MODEL_TENSOR.OUTPUT_NORM, "model.norm"),
     "output": (MODEL_TENSOR.OUTPUT, "lm_head"),
 }
+# The modules that may carry a bias (ModelConfig.qkv_bias); every module has a weight.
+_BIASED = ("attention.wq", "attention.wk", "attention.wv")
 _HF_BLOCK = "model.layers.{bid}."
 
 
-def _module(meta: str) -> tuple[MODEL_TENSOR, str, int | None]:
-    """(GGUF tensor, Hugging Face module, block number or None) of a Meta weight name."""
-    top = _TOP.get(meta.removesuffix(".weight"))
-    if top is not None and meta.endswith(".weight"):
-        return top[0], top[1], None
-    m = _LAYER.match(meta)
-    if m is None or m.group(2) not in _BLOCK:
+def _module(meta: str) -> tuple[MODEL_TENSOR, str, int | None, str]:
+    """(GGUF tensor, Hugging Face module, block number or None, "weight" or "bias") of a
+    Meta tensor name."""
+    module, _, kind = meta.rpartition(".")
+    top = _TOP.get(module)
+    if top is not None and kind == "weight":
+        return top[0], top[1], None, kind
+    m = _LAYER.match(module)
+    if m is None or m.group(2) not in _BLOCK or kind not in ("weight", "bias"):
+        raise KeyError(meta)
+    if kind == "bias" and m.group(2) not in _BIASED:
         raise KeyError(meta)
     tensor, hf = _BLOCK[m.group(2)]
-    return tensor, _HF_BLOCK + hf, int(m.group(1))
+    return tensor, _HF_BLOCK + hf, int(m.group(1)), kind
 
 
 def gguf_name(meta: str) -> str:
-    tensor, _, bid = _module(meta)
-    return TENSOR_NAMES[tensor].format(bid=bid) + ".weight"
+    """``layers.3.attention.wq.weight`` -> ``blk.3.attn_q.weight`` (biases alike)."""
+    tensor, _, bid, kind = _module(meta)
+    return f"{TENSOR_NAMES[tensor].format(bid=bid)}.{kind}"
 
 
 def hf_name(meta: str) -> str:
-    _, hf, bid = _module(meta)
-    return hf.format(bid=bid) + ".weight"
+    _, hf, bid, kind = _module(meta)
+    return f"{hf.format(bid=bid)}.{kind}"
 
 
 def meta_from_gguf(name: str) -> str | None:
-    """The Meta name of a GGUF llama tensor, or None for a name this converter does not know."""
+    """The Meta name of a GGUF tensor, or None for a name this converter does not know."""
+    base, _, kind = name.rpartition(".")
     block = re.match(r"^[^.]+\.(\d+)\.", name)
-    if block is None:
-        modules = {f"{m}.weight": tensor for m, (tensor, _) in _TOP.items()}
-    else:
-        prefix = f"layers.{block.group(1)}."
-        modules = {f"{prefix}{m}.weight": tensor for m, (tensor, _) in _BLOCK.items()}
     bid = block.group(1) if block else None
-    for meta, tensor in modules.items():
-        if TENSOR_NAMES[tensor].format(bid=bid) + ".weight" == name:
+    if block is None:
+        modules = {m: tensor for m, (tensor, _) in _TOP.items()}
+    else:
+        modules = {f"layers.{bid}.{m}": tensor for m, (tensor, _) in _BLOCK.items()}
+    for module, tensor in modules.items():
+        if TENSOR_NAMES[tensor].format(bid=bid) == base:
+            meta = f"{module}.{kind}"
+            try:
+                _module(meta)
+            except KeyError:
+                return None
             return meta
     return None
 

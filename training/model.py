@@ -1,10 +1,12 @@
-"""The Llama 2 / Code Llama transformer in PyTorch, in Meta's native names and layout.
+"""The Llama 2 / Code Llama and Qwen2 transformer in PyTorch, in Meta's native names.
 
 State-dict keys are exactly those of the checkpoint format (``tok_embeddings.weight``,
-``layers.{i}.attention.wq.weight``, ...), and RoPE rotates interleaved pairs (2i, 2i+1) as
-Meta's reference does, which is also the layout of llama.cpp's GGUF llama tensors: a
-checkpoint exports without any q/k permutation. Attention goes through
-``scaled_dot_product_attention`` (flash kernels on GPU).
+``layers.{i}.attention.wq.weight``, ...). RoPE follows ``ModelConfig.rope_layout``:
+interleaved pairs (2i, 2i+1) as Meta's reference and llama.cpp's llama tensors, or
+rotate_half pairs (i, i + head_dim/2) as Hugging Face and llama.cpp's qwen2 tensors; either
+way a checkpoint exports without any q/k permutation. Qwen2 adds biases to the q/k/v
+projections (``qkv_bias``). Attention goes through ``scaled_dot_product_attention`` (flash
+kernels on GPU).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from llamacode.convert.checkpoint_format import ModelConfig
+from llamacode.convert.checkpoint_format import ROPE_INTERLEAVED, ModelConfig
 
 
 class RMSNorm(nn.Module):
@@ -48,14 +50,22 @@ def rope_cos_sin(
     return angles.cos(), angles.sin()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved pairs (2i, 2i+1) of x [B, T, H, head_dim] (Meta's layout)."""
-    xf = x.float().unflatten(-1, (-1, 2))
-    x0, x1 = xf[..., 0], xf[..., 1]
+def apply_rope(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, layout: str = ROPE_INTERLEAVED
+) -> torch.Tensor:
+    """Rotate the pairs of x [B, T, H, head_dim] that ``layout`` names: interleaved
+    (2i, 2i+1) or rotate_half (i, i + head_dim/2); pair i turns by angle i."""
+    xf = x.float()
+    if layout == ROPE_INTERLEAVED:
+        x0, x1 = xf.unflatten(-1, (-1, 2)).unbind(-1)
+    else:
+        x0, x1 = xf.chunk(2, dim=-1)
     c = cos[None, :, None, :]
     s = sin[None, :, None, :]
-    out = torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1)
-    return out.flatten(-2).type_as(x)
+    r0, r1 = x0 * c - x1 * s, x0 * s + x1 * c
+    if layout == ROPE_INTERLEAVED:
+        return torch.stack((r0, r1), dim=-1).flatten(-2).type_as(x)
+    return torch.cat((r0, r1), dim=-1).type_as(x)
 
 
 class Attention(nn.Module):
@@ -64,9 +74,11 @@ class Attention(nn.Module):
         self.n_heads = config.n_heads
         self.n_kv_heads = config.n_kv_heads
         self.head_dim = config.head_dim
-        self.wq = nn.Linear(config.dim, config.n_heads * self.head_dim, bias=False)
-        self.wk = nn.Linear(config.dim, config.n_kv_heads * self.head_dim, bias=False)
-        self.wv = nn.Linear(config.dim, config.n_kv_heads * self.head_dim, bias=False)
+        self.rope_layout = config.rope_layout
+        bias = config.qkv_bias
+        self.wq = nn.Linear(config.dim, config.n_heads * self.head_dim, bias=bias)
+        self.wk = nn.Linear(config.dim, config.n_kv_heads * self.head_dim, bias=bias)
+        self.wv = nn.Linear(config.dim, config.n_kv_heads * self.head_dim, bias=bias)
         self.wo = nn.Linear(config.n_heads * self.head_dim, config.dim, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -74,7 +86,8 @@ class Attention(nn.Module):
         q = self.wq(x).view(b, t, self.n_heads, self.head_dim)
         k = self.wk(x).view(b, t, self.n_kv_heads, self.head_dim)
         v = self.wv(x).view(b, t, self.n_kv_heads, self.head_dim)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q = apply_rope(q, cos, sin, self.rope_layout)
+        k = apply_rope(k, cos, sin, self.rope_layout)
         q, k, v = (y.transpose(1, 2) for y in (q, k, v))
         if self.n_kv_heads != self.n_heads:
             # Query head h reads KV head h // n_rep, as in Meta's repeat_kv and llama.cpp.
@@ -132,11 +145,14 @@ class Transformer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self, std: float = 0.02) -> None:
-        """Normal(0, std) weights; residual projections scaled by 1/sqrt(2 n_layers)."""
+        """Normal(0, std) weights, zero biases; residual projections scaled by
+        1/sqrt(2 n_layers)."""
         residual_std = std / math.sqrt(2 * self.config.n_layers)
         for name, param in self.named_parameters():
             if name.endswith("norm.weight"):
                 nn.init.ones_(param)
+            elif name.endswith(".bias"):
+                nn.init.zeros_(param)
             elif name.endswith(("attention.wo.weight", "feed_forward.w2.weight")):
                 nn.init.normal_(param, mean=0.0, std=residual_std)
             else:
