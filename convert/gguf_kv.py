@@ -20,10 +20,10 @@ from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 from gguf.constants import GGML_QUANT_SIZES
 from gguf.quants import quant_shape_to_byte_shape
 
-from llamacode.convert.errors import InvalidGGUFError, UnsupportedArchitectureError
+from llamacode.convert.errors import InvalidGGUFError
 from llamacode.runtime.errors import InvalidModelError
 from llamacode.runtime.gguf_file import GGUFHeader, read_header, read_tensor_data
-from llamacode.runtime.gguf_keys import GGUF_MAGIC, LLAMA_ARCH, Keys
+from llamacode.runtime.gguf_keys import GGUF_MAGIC, Keys
 
 
 @dataclass(frozen=True)
@@ -139,15 +139,6 @@ def token_texts(kvs: Mapping[str, KV]) -> list[str]:
     if tokens is None:
         return []
     return [t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in tokens.value]
-
-
-def require_llama(kvs: Mapping[str, KV], path: Path) -> None:
-    arch = as_text(kvs.get(Keys.General.ARCHITECTURE))
-    if arch != LLAMA_ARCH:
-        raise UnsupportedArchitectureError(
-            f"{path}: architecture is {arch!r}; only 'llama' models (Llama, Code Llama) "
-            "can be converted"
-        )
 
 
 def add_kvs(writer: GGUFWriter, kvs: Mapping[str, KV]) -> None:

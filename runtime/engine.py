@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,8 @@ from llamacode.runtime.adapter import AdapterFacts, fit_adapter
 from llamacode.runtime.config import EngineConfig, GenerationConfig
 from llamacode.runtime.context import LineTokenCounter, comment_block
 from llamacode.runtime.errors import ConfigError, LlamacodeError
-from llamacode.runtime.fim import FimMode, FimTokens, fim_layout, prefix_only_layout, repo_head
+from llamacode.runtime.fim import FimMode, prefix_only_layout
+from llamacode.runtime.infill_prompt import infill_ids
 from llamacode.runtime.kv_reuse import ReusePlan, plan_reuse, shift_order
 from llamacode.runtime.loader import LoadPlan, load_llama
 from llamacode.runtime.model_facts import ModelFacts, read_facts
@@ -226,13 +227,13 @@ class Engine:
         ``context`` (pieces of other files) goes first, so it stays at the prompt's stable
         start: in the model's repository-level form when its vocabulary has one (``path``
         names the file being edited there), else as comment-headed code before the prefix.
-        Too long a prompt keeps the end of the prefix and the start of the suffix.
+        Too long a prompt keeps the end of the prefix and the start of the suffix
+        (:func:`runtime.infill_prompt.infill_ids`, which tuning builds its examples with).
         """
         config = config or GenerationConfig()
         fim = self.facts.fim
-        repo_level = fim is not None and fim.file_sep is not None and bool(context or path)
-        head = "" if repo_level else "".join(comment_block(c) for c in context)
         if fim is None:
+            head = "".join(comment_block(c) for c in context)
             if not self._said_prefix_only:
                 log.info(
                     "%s has no FIM tokens: infill completes from the prefix only", self.facts.name
@@ -247,34 +248,18 @@ class Engine:
                 f"{self.facts.name} was not trained with {mode.value.upper()} infilling; "
                 f"use one of: {', '.join(m.value for m in fim.modes)}"
             )
-        budget = self._prompt_budget(config, reserve=4)
-        repo_ids = self._repo_head(fim, context, path) if repo_level else []
-        budget = max(budget - len(repo_ids), 16)
-        prefix_ids = self.tokenize(head + prefix)
-        suffix_ids = self.tokenize_nospace(suffix)
-        # The suffix gets at most a quarter of the budget unless the prefix leaves room.
-        suffix_keep = min(len(suffix_ids), max(budget // 4, budget - len(prefix_ids)))
-        prefix_keep = min(len(prefix_ids), budget - suffix_keep)
-        kept_prefix = prefix_ids[len(prefix_ids) - prefix_keep :]
-        ids = fim_layout(fim, kept_prefix, suffix_ids[:suffix_keep], mode)
-        if repo_ids:
-            start = 1 if fim.bos is not None and ids[:1] == [fim.bos] else 0
-            ids[start:start] = repo_ids
-        return ids, mode.value
-
-    def _repo_head(self, fim: FimTokens, context: Sequence[ContextFile], path: str) -> list[int]:
-        """``<|repo_name|>`` and one ``<|file_sep|>path`` block per file, as the model was
-        trained on repositories (the repository is named by the edited file's folder)."""
-        name = PurePosixPath(path).parent.name or "workspace"
-        files = [
-            (self.tokenize_nospace(f"{c.path}\n"), self.tokenize_nospace(c.text)) for c in context
-        ]
-        return repo_head(
+        ids = infill_ids(
             fim,
-            self.tokenize_nospace(f"{name}\n"),
-            files,
-            self.tokenize_nospace(f"{path or 'untitled'}\n"),
+            self.tokenize,
+            self.tokenize_nospace,
+            prefix,
+            suffix,
+            context=context,
+            path=path,
+            mode=mode,
+            budget=self._prompt_budget(config, reserve=4),
         )
+        return ids, mode.value
 
     def chat(
         self,

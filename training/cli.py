@@ -1,5 +1,5 @@
-"""``llamacode`` verbs for training: ``train``, ``tokenizer train``, ``data prepare``,
-``selfinstruct``.
+"""``llamacode`` verbs for training: ``train``, ``tune``, ``tokenizer train``,
+``data prepare``, ``selfinstruct``.
 
 Under torchrun: ``torchrun --nproc_per_node N -m llamacode.training.cli train CONFIG.toml``.
 """
@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from llamacode.runtime.dataclass_flags import add_flags, values_from_args
 from llamacode.runtime.errors import ConfigError, LlamacodeError
+from llamacode.training.tune_config import TuneConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true", help="train.compile = true")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
+
+    tune = subparsers.add_parser(
+        "tune",
+        help="train a FIM LoRA adapter for the default model on a repository",
+        description="Tune a GGUF model to REPO's code: a LoRA adapter trained on FIM examples "
+        "from the repository's files (a tenth held out), written as a GGUF adapter that "
+        "serve, complete and chat apply with --adapter.",
+    )
+    tune.add_argument("repo", type=Path, help="the repository's root folder")
+    add_flags(tune, TuneConfig)
+    tune.set_defaults(func=_tune)
 
     tok = subparsers.add_parser("tokenizer", help="train a sentencepiece tokenizer")
     tok_sub = tok.add_subparsers(title="tokenizer commands", metavar="COMMAND", required=True)
@@ -115,6 +128,21 @@ def _train(args: argparse.Namespace) -> int:
         f"{result.n_params / 1e6:.2f}M parameters, {result.tokens_per_s:,.0f} tokens/s, "
         f"MFU {format_mfu(result.mfu)}; checkpoint in {result.out_dir}"
     )
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from llamacode.training.tune import tune
+
+    result = tune(args.repo, TuneConfig(**values_from_args(TuneConfig, args)))
+    first, last = result.val_loss[0][1], result.val_loss[-1][1]
+    print(
+        f"{result.steps} steps, {result.train_tokens:,} tokens in {result.seconds / 60:.1f} min "
+        f"({result.cpu_seconds_per_step:.1f} CPU s/step, {result.tokens_per_s:.0f} tokens/s); "
+        f"held-out loss {first:.3f} -> {last:.3f}"
+    )
+    print(f"adapter: {result.adapter} ({result.adapter_bytes / 2**20:.1f} MiB)")
+    print(f"use it: llamacode serve --adapter {result.adapter} (editors: adapterPath)")
     return 0
 
 

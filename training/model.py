@@ -159,6 +159,14 @@ class Transformer(nn.Module):
                 nn.init.normal_(param, mean=0.0, std=std)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.project(self.hidden_states(tokens))
+
+    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The final normed hidden states [B, T, dim], before the output projection.
+
+        Fine-tuning on a few target positions projects only those (:meth:`project`): over a
+        150k vocabulary the projection is a large part of a step.
+        """
         _, t = tokens.shape
         if t > self.config.max_seq_len:
             raise ValueError(
@@ -171,10 +179,13 @@ class Transformer(nn.Module):
                 h = checkpoint(layer, h, cos, sin, use_reentrant=False)
             else:
                 h = layer(h, cos, sin)
-        h = self.norm(h)
+        return self.norm(h)
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits from hidden states (the tied embedding table or the output matrix)."""
         if self.output is None:
-            return F.linear(h, self.tok_embeddings.weight)
-        return self.output(h)
+            return F.linear(hidden, self.tok_embeddings.weight)
+        return self.output(hidden)
 
     def num_params(self, exclude_embeddings: bool = False) -> int:
         """Parameter count; ``exclude_embeddings`` drops the input embedding table.

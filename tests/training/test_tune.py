@@ -1,0 +1,164 @@
+"""`llamacode tune`: a FIM LoRA adapter trained in PyTorch on a repository, applied by
+llama.cpp exactly as PyTorch computes it, resumable to the bit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from llamacode.runtime.config import EngineConfig
+from llamacode.runtime.engine import Engine
+from llamacode.runtime.fim import FimMode
+from llamacode.runtime.infill_prompt import infill_ids
+from llamacode.runtime.model_facts import read_facts
+from llamacode.training.bpe import ByteLevelBPE
+from llamacode.training.lora import LoraConfig, add_lora, load_lora_state
+from llamacode.training.pretrained import load_pretrained
+from llamacode.training.repo_data import split_repository
+from llamacode.training.repo_fim import ExampleConfig, ExampleSource
+from llamacode.training.tune import tune
+from llamacode.training.tune_config import TuneConfig
+from tests.fixtures.qwen2_gguf import installed_qwen_05b, llama_cpp_logits, write_tiny_qwen2_gguf
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_qwen2_gguf(tmp_path_factory.mktemp("tiny") / "tiny-qwen2.gguf")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("repo")
+    for i in range(12):
+        (root / "pkg").mkdir(exist_ok=True)
+        (root / "pkg" / f"mod{i}.py").write_text(
+            f"def handler_{i}(request):\n"
+            f"    value = request.get('key_{i}')\n"
+            f"    if value is None:\n"
+            f"        return default_{i}()\n"
+            f"    return value * {i}\n"
+        )
+    return root
+
+
+def _config(model: Path, out: Path, **changes) -> TuneConfig:
+    settings = dict(
+        model=str(model), out=str(out), steps=4, seq_len=128, lr=0.05, threads=1, progress=False
+    )
+    return TuneConfig(**{**settings, **changes})
+
+
+def test_adapter_applied_by_llama_cpp_gives_pytorch_base_plus_lora(tiny, repo, tmp_path):
+    result = tune(repo, _config(tiny, tmp_path / "run"))
+    state = load_file(tmp_path / "run" / "state" / "lora.safetensors")
+    assert any(k.endswith("lora_b") and v.abs().max() > 0 for k, v in state.items())
+
+    model = load_pretrained(tiny)
+    wrapped = add_lora(model, LoraConfig(8, 16.0))
+    load_lora_state(wrapped, state)
+    tokens = list(range(3, 40))
+    with torch.no_grad():
+        ours = model(torch.tensor([tokens]))[0].numpy()
+    theirs = llama_cpp_logits(tiny, tokens, lora=result.adapter)
+    base = llama_cpp_logits(tiny, tokens)
+    assert np.abs(theirs - base).max() > 1e-2  # the adapter changes the model ...
+    assert np.abs(theirs - ours).max() < 1e-4  # ... exactly as PyTorch computes it
+
+
+def test_resumed_run_ends_where_the_uninterrupted_run_ends(tiny, repo, tmp_path):
+    tune(repo, _config(tiny, tmp_path / "straight", steps=4, save_every=1))
+    tune(repo, _config(tiny, tmp_path / "split", steps=2, save_every=1))
+    tune(repo, _config(tiny, tmp_path / "split", steps=4, save_every=1, resume=True))
+    straight = load_file(tmp_path / "straight" / "state" / "lora.safetensors")
+    split = load_file(tmp_path / "split" / "state" / "lora.safetensors")
+    assert straight.keys() == split.keys()
+    for name in straight:
+        assert torch.equal(straight[name], split[name]), name
+    losses = [json.loads((tmp_path / r / "state" / "state.json").read_text())["losses"]
+              for r in ("straight", "split")]  # fmt: skip
+    assert losses[0] == losses[1]
+
+
+def test_run_records_held_out_files_cost_and_plot(tiny, repo, tmp_path):
+    tune(repo, _config(tiny, tmp_path / "run", steps=2))
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    split = split_repository(repo)
+    assert run["held_out_files"] == [f.path for f in split.held_out]
+    assert not set(run["held_out_files"]) & set(run["train_files"])
+    assert run["steps"] == 2 and run["train_tokens"] > 0 and run["adapter_bytes"] > 0
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 0
+    engine = Engine.load(tiny, EngineConfig(n_threads=1, adapter_path=run["adapter"]))
+    try:
+        assert engine.adapter is not None
+    finally:
+        engine.close()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llamacode.runtime", "tune", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_refuses_to_overwrite_a_run_or_resume_with_other_settings(tiny, repo, tmp_path):
+    out = tmp_path / "run"
+    common = ["--model", str(tiny), "--out", str(out), "--seq-len", "128", "--threads", "1"]
+    first = _cli(str(repo), *common, "--steps", "1", "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert "adapter:" in first.stdout
+    again = _cli(str(repo), *common, "--steps", "2")
+    assert again.returncode == 2 and "--resume" in again.stderr
+    assert "Traceback" not in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    other = _cli(str(repo), *common, "--steps", "2", "--resume", "--rank", "4")
+    assert other.returncode == 2 and "rank=8" in other.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = _cli(str(empty), *common[:2], "--out", str(tmp_path / "x"), "--steps", "1")
+    assert nothing.returncode == 2 and "no source files" in nothing.stderr
+
+
+@pytest.mark.slow
+def test_training_examples_are_the_prompts_llama_cpp_builds_for_the_editor():
+    """The example's prompt, from our tokenizer, equals the serving prompt from llama.cpp's."""
+    model = installed_qwen_05b()
+    facts = read_facts(model)
+    assert facts.fim is not None
+    bpe = ByteLevelBPE.from_gguf(model)
+    split = split_repository(ROOT)
+    source = ExampleSource(split.train, bpe.encode, facts.fim, ExampleConfig(seq_len=512))
+    engine = Engine.load(model, EngineConfig(n_threads=1, n_ctx=1024))
+    try:
+        with_context = 0
+        for i in range(40):
+            example = source.example(i)
+            with_context += bool(example.context)
+            served = infill_ids(
+                facts.fim,
+                engine.tokenize,
+                engine.tokenize_nospace,
+                example.prefix,
+                example.suffix,
+                context=example.context,
+                path=example.path,
+                mode=FimMode.PSM,
+                budget=512 - (len(example.ids) - example.target_start) - 4,
+            )
+            assert list(example.ids[: example.target_start]) == served
+            assert example.ids[-1] == facts.fim.eot
+            assert bpe.decode(example.ids[example.target_start : -1]) == example.middle
+            assert len(example.ids) <= 512
+        assert with_context > 5  # neighbouring files were part of the prompts
+    finally:
+        engine.close()

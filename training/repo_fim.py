@@ -1,0 +1,176 @@
+"""FIM training examples cut from a repository's files, laid out as the editor asks.
+
+Each example is one file cut at two character positions into prefix, middle and suffix,
+in the model's own FIM tokens and PSM layout, in the repository-level form (pieces of
+neighbouring files first, each after a ``<|file_sep|>`` path line, then the file's own
+path). The prompt comes from :func:`runtime.infill_prompt.infill_ids`, the function the
+engine builds serving prompts with; the middle and the end-of-middle token follow, and
+only those carry the loss.
+
+Example ``i`` depends only on the files, the settings, the seed and ``i``, so a resumed
+run sees exactly the examples the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+from pathlib import PurePosixPath
+
+from llamacode.runtime.fim import FimMode, FimTokens
+from llamacode.runtime.infill_prompt import infill_ids
+from llamacode.runtime.types import ContextFile
+from llamacode.training.repo_data import RepoFile
+
+
+@dataclass(frozen=True)
+class ExampleConfig:
+    """How examples are cut (``llamacode tune`` flags mirror the fields that matter)."""
+
+    seq_len: int = 512
+    # Middles: a random span of up to this many characters, or the rest of a line.
+    max_middle_chars: int = 200
+    line_rest_rate: float = 0.5
+    # Pieces of other files in the same folder, as the editor sends neighbouring files.
+    neighbour_rate: float = 0.5
+    max_neighbours: int = 2
+    neighbour_chars: int = 1200
+    # Neighbours get at most this share of the prompt, as serving gives other files.
+    neighbour_share: float = 0.25
+
+
+@dataclass(frozen=True)
+class FimExample:
+    """Token ids; the loss is taken on ``ids[target_start:]`` (the middle and its end).
+    The texts it was built from come with it."""
+
+    ids: tuple[int, ...]
+    target_start: int
+    path: str
+    prefix: str
+    middle: str
+    suffix: str
+    context: tuple[ContextFile, ...]
+
+
+class ExampleSource:
+    """Deterministic FIM examples from ``files`` (chosen in proportion to their size)."""
+
+    def __init__(
+        self,
+        files: Sequence[RepoFile],
+        encode: Callable[[str], list[int]],
+        fim: FimTokens,
+        config: ExampleConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        if fim.eot is None or fim.mid is None:
+            raise ValueError("FIM tuning needs a model with middle and end-of-middle tokens")
+        self.files = list(files)
+        self.encode = encode
+        self.fim = fim
+        self.config = config or ExampleConfig()
+        self.seed = seed
+        self._cumulative = list(accumulate(len(f.text) for f in self.files))
+        self._folders: dict[str, list[int]] = {}
+        for i, f in enumerate(self.files):
+            self._folders.setdefault(str(PurePosixPath(f.path).parent), []).append(i)
+
+    def example(self, index: int) -> FimExample:
+        """Example number ``index`` of this source."""
+        rng = random.Random(f"{self.seed}:{index}")
+        pick = bisect.bisect_right(self._cumulative, rng.randrange(self._cumulative[-1]))
+        file = self.files[pick]
+        prefix, middle, suffix = self._cut(file.text, rng)
+        middle, middle_ids = self._middle_ids(middle)
+        suffix = file.text[len(prefix) + len(middle) :]
+        # Room for the prompt; the FIM layout adds up to four tokens of its own.
+        budget = self.config.seq_len - len(middle_ids) - 1 - 4
+        context = self._neighbours(pick, rng, int(budget * self.config.neighbour_share))
+        prefix, suffix = _clip(prefix, suffix, 6 * budget)
+        prompt = infill_ids(
+            self.fim,
+            self.encode,
+            self.encode,
+            prefix,
+            suffix,
+            context=context,
+            path=file.path,
+            mode=FimMode.PSM,
+            budget=budget,
+        )
+        ids = (*prompt, *middle_ids, self.fim.eot)
+        return FimExample(ids, len(prompt), file.path, prefix, middle, suffix, context)
+
+    def _cut(self, text: str, rng: random.Random) -> tuple[str, str, str]:
+        """Prefix, middle, suffix: the middle starts at a character drawn uniformly."""
+        start = rng.randrange(len(text))
+        if rng.random() < self.config.line_rest_rate:
+            end = text.find("\n", start)
+            end = len(text) if end == -1 else end
+            end = min(end, start + self.config.max_middle_chars)
+        else:
+            end = min(len(text), start + rng.randint(1, self.config.max_middle_chars))
+        if end == start:  # the cursor at a line's end: the middle is the next line
+            nxt = text.find("\n", start + 1)
+            end = len(text) if nxt == -1 else nxt
+        return text[:start], text[start:end], text[end:]
+
+    def _middle_ids(self, middle: str) -> tuple[str, list[int]]:
+        """The middle, shortened to a quarter of the sequence, and its ids."""
+        limit = self.config.seq_len // 4
+        ids = self.encode(middle)
+        while len(ids) > limit:
+            middle = middle[: len(middle) // 2]
+            ids = self.encode(middle)
+        return middle, ids
+
+    def _neighbours(self, pick: int, rng: random.Random, budget: int) -> tuple[ContextFile, ...]:
+        config = self.config
+        if rng.random() >= config.neighbour_rate or budget <= 0:
+            return ()
+        folder = str(PurePosixPath(self.files[pick].path).parent)
+        others = [i for i in self._folders[folder] if i != pick]
+        chosen = sorted(rng.sample(others, min(config.max_neighbours, len(others))))
+        pieces = []
+        left = budget
+        for n, i in enumerate(chosen):
+            path = self.files[i].path
+            # An even share of what is left, at about three characters a token.
+            chars = min(config.neighbour_chars, 3 * left // (len(chosen) - n))
+            piece = _piece(self.files[i].text, rng, chars)
+            cost = len(self.encode(f"{path}\n{piece}")) + 1
+            while cost > left and len(piece) >= 80:
+                piece = (
+                    piece[: piece.rfind("\n", 0, len(piece) // 2) + 1] or piece[: len(piece) // 2]
+                )
+                cost = len(self.encode(f"{path}\n{piece}")) + 1
+            if cost > left or not piece.strip():
+                continue
+            left -= cost
+            pieces.append(ContextFile(path, piece))
+        return tuple(pieces)
+
+
+def _piece(text: str, rng: random.Random, chars: int) -> str:
+    """A window of whole lines, about ``chars`` long, from a random line of ``text``."""
+    if len(text) <= chars:
+        return text
+    start = rng.randrange(len(text) - chars)
+    start = text.rfind("\n", 0, start) + 1
+    end = text.rfind("\n", start, start + chars)
+    return text[start : end + 1 if end > start else start + chars]
+
+
+def _clip(prefix: str, suffix: str, chars: int) -> tuple[str, str]:
+    """Only what the budget can keep is tokenized: whole lines nearest the middle."""
+    if len(prefix) > chars:
+        cut = prefix.find("\n", len(prefix) - chars)
+        prefix = prefix[cut + 1 :] if cut != -1 else prefix[-chars:]
+    if len(suffix) > chars:
+        cut = suffix.rfind("\n", 0, chars)
+        suffix = suffix[: cut + 1] if cut > 0 else suffix[:chars]
+    return prefix, suffix

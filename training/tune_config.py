@@ -1,0 +1,50 @@
+"""The settings of ``llamacode tune`` (torch-free, so the CLI can build its flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llamacode.runtime.dataclass_flags import option
+
+DEFAULT_MINUTES = 20.0
+
+
+@dataclass
+class TuneConfig:
+    """One tuning run. The defaults fit a useful run into 30 minutes on two CPU cores
+    with the 0.5B model (bench/RESULTS.md, "Tuning on a repository")."""
+
+    model: str | None = field(
+        default=None,
+        metadata=option(help="base GGUF (default: the model that answers while typing)"),
+    )
+    out: str | None = field(
+        default=None,
+        metadata=option(help="run directory (default: under the llamacode data directory)"),
+    )
+    minutes: float | None = field(
+        default=None,
+        metadata=option(
+            minimum=0,
+            help=f"stop training after this long (default: {DEFAULT_MINUTES:g} without --steps)",
+        ),
+    )
+    steps: int = field(default=0, metadata=option(minimum=0, help="stop after N steps (0: none)"))
+    rank: int = field(default=8, metadata=option(minimum=1, help="LoRA rank"))
+    alpha: float = field(default=16.0, metadata=option(help="LoRA alpha (scale alpha/rank)"))
+    seq_len: int = field(default=512, metadata=option(minimum=64, help="tokens per example"))
+    lr: float = field(default=4e-4, metadata=option(help="AdamW learning rate"))
+    warmup: int = field(default=10, metadata=option(minimum=0, help="linear warmup steps"))
+    batch: int = field(default=1, metadata=option(minimum=1, help="examples per step"))
+    seed: int = 0
+    threads: int = field(default=0, metadata=option(minimum=0, help="CPU threads (0: all)"))
+    save_every: int = field(default=10, metadata=option(minimum=1, help="steps between saves"))
+    resume: bool = field(default=False, metadata=option(help="continue the run in --out"))
+    progress: bool = True
+
+    @property
+    def time_limit_s(self) -> float | None:
+        """Seconds of training allowed, or None for a run bounded by --steps only."""
+        if self.minutes is not None:
+            return self.minutes * 60 or None
+        return None if self.steps else DEFAULT_MINUTES * 60
