@@ -65,10 +65,14 @@ def effective_modes(engine: Any, requested: Sequence[str]) -> list[str]:
     return modes
 
 
-def suggested_middle(engine: Any, prompt: str, suffix: str, settings: SuggestSettings) -> Any:
+def suggested_middle(
+    engine: Any, prompt: str, suffix: str, settings: SuggestSettings, path: str = ""
+) -> Any:
     """The suggestion shown with the cursor between ``prompt`` and ``suffix`` ("" if none),
-    and the first model call behind it."""
-    result = suggest(engine, SuggestRequest(prompt + suffix, len(prompt)), settings)
+    and the first model call behind it. ``path`` names the file as an editor names it
+    (relative to the workspace)."""
+    request = SuggestRequest(prompt + suffix, len(prompt), path=path)
+    result = suggest(engine, request, settings)
     first = result.generations[0] if result.generations else None
     return (result.texts[0] if result.texts else ""), first
 

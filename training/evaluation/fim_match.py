@@ -57,7 +57,7 @@ def evaluate_matches(
         for mode in modes:
             for task in tasks:
                 text, _ = suggested_middle(
-                    engine, task.prefix, task.suffix, _settings(task, mode, config)
+                    engine, task.prefix, task.suffix, _settings(task, mode, config), task.path
                 )
                 em = exact_match(text, task.middle)
                 es = edit_similarity(text, task.middle)
