@@ -4,6 +4,7 @@ trained rotate_half / biased checkpoint exported for llama.cpp."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,11 +182,15 @@ def test_qwen25_coder_05b_exported_to_f32_computes_what_pytorch_computes(tmp_pat
     finally:
         vocab_only.close()
     ckpt, f32 = tmp_path / "ckpt", tmp_path / "f32.gguf"
-    import_gguf(source, ckpt, progress=False)
-    export_gguf(ckpt, f32, "f32", progress=False)
-    assert _fields(f32)[Keys.General.ARCHITECTURE] == QWEN2
-    torch.set_num_threads(1)
-    ours = torch_logits(load_pretrained(source, max_seq_len=len(tokens)), tokens)
-    diff = float(np.abs(llama_cpp_logits(f32, tokens) - ours).max())
+    try:  # about 5 GB on disk: gone when the test ends, not when pytest prunes its temp dirs
+        import_gguf(source, ckpt, progress=False)
+        export_gguf(ckpt, f32, "f32", progress=False)
+        assert _fields(f32)[Keys.General.ARCHITECTURE] == QWEN2
+        torch.set_num_threads(1)
+        ours = torch_logits(load_pretrained(source, max_seq_len=len(tokens)), tokens)
+        diff = float(np.abs(llama_cpp_logits(f32, tokens) - ours).max())
+    finally:
+        shutil.rmtree(ckpt, ignore_errors=True)
+        f32.unlink(missing_ok=True)
     print(f"Qwen2.5-Coder-0.5B f32 re-export: max |llama.cpp - torch| = {diff:.3g}")
     assert diff < 5e-4
