@@ -146,13 +146,19 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
             bar.update(1)
             elapsed = time.monotonic() - wall_start
             bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_here / elapsed:.0f}")
+            if state.step % config.val_every == 0:
+                paused = time.monotonic(), time.process_time()
+                state.val_loss.append((state.step, _validation_loss(model, validation)))
+                wall_start += time.monotonic() - paused[0]  # steps only in the cost figures
+                cpu_start += time.process_time() - paused[1]
             if state.step % config.save_every == 0:
                 _save_state(state_dir, wrapped, optimizer, state, config)
     finally:
         bar.close()
     wall = time.monotonic() - wall_start
     cpu = time.process_time() - cpu_start
-    state.val_loss.append((state.step, _validation_loss(model, validation)))
+    if state.val_loss[-1][0] != state.step:
+        state.val_loss.append((state.step, _validation_loss(model, validation)))
     state.seconds += wall
     _save_state(state_dir, wrapped, optimizer, state, config)
 

@@ -39,6 +39,9 @@ class TuneConfig:
     seed: int = 0
     threads: int = field(default=0, metadata=option(minimum=0, help="CPU threads (0: all)"))
     save_every: int = field(default=10, metadata=option(minimum=1, help="steps between saves"))
+    val_every: int = field(
+        default=50, metadata=option(minimum=1, help="steps between held-out loss measurements")
+    )
     resume: bool = field(default=False, metadata=option(help="continue the run in --out"))
     progress: bool = True
 

@@ -162,3 +162,31 @@ def test_training_examples_are_the_prompts_llama_cpp_builds_for_the_editor():
         assert with_context > 5  # neighbouring files were part of the prompts
     finally:
         engine.close()
+
+
+@pytest.mark.slow
+def test_adapter_on_the_quantized_model_moves_logits_as_pytorch_moves_them(tmp_path):
+    """On Qwen2.5-Coder-0.5B Q4_K_M, llama.cpp's logits differ from PyTorch's on the
+    dequantized weights by its quantized activations (up to ~1); what the adapter changes
+    must still agree: (adapted - base) in llama.cpp against the same in PyTorch."""
+    model_path = installed_qwen_05b()
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    for i in range(4):
+        (root / "pkg" / f"m{i}.py").write_text(f"def f{i}(x):\n    return x * {i} + {i}\n" * 8)
+    result = tune(root, _config(model_path, tmp_path / "run", steps=2, seq_len=128, lr=2e-3))
+    state = load_file(tmp_path / "run" / "state" / "lora.safetensors")
+
+    bpe = ByteLevelBPE.from_gguf(model_path)
+    tokens = bpe.encode("def scale(values, factor):\n    return [v * factor for v in values]\n")
+    model = load_pretrained(model_path, max_seq_len=len(tokens))
+    with torch.no_grad():
+        torch_base = model(torch.tensor([tokens]))[0].numpy()
+        load_lora_state(add_lora(model, LoraConfig(8, 16.0)), state)
+        torch_moved = model(torch.tensor([tokens]))[0].numpy() - torch_base
+    llama_moved = llama_cpp_logits(model_path, tokens, lora=result.adapter) - llama_cpp_logits(
+        model_path, tokens
+    )
+    scale = np.abs(torch_moved).max()
+    assert scale > 0.05  # the adapter moves the logits ...
+    assert np.abs(llama_moved - torch_moved).max() < 0.25 * scale + 0.05  # ... the same way
