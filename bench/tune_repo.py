@@ -79,17 +79,23 @@ def main() -> int:
     record = json.loads((run / "run.json").read_text())
     model = record["model"]
     adapter = record["adapter"]
-    common = ["-m", model, "--threads", str(args.threads), "--modes", args.modes,
-              "--out", str(out), "--no-progress"]  # fmt: skip
+    common = ["-m", model, "--threads", str(args.threads), "--modes", args.modes, "--no-progress"]
+    # The base model's general score is the same for every repository: measured once.
+    general_files = {
+        "base": (OUT / "tune", f"general-base-{Path(model).stem}"),
+        "tuned": (out, "general-tuned"),
+    }
     for name, extra in (("base", []), ("tuned", ["--adapter", adapter])):
         if not (out / f"match-{name}.json").exists():
-            llamacode("eval", "fim-match", str(tasks), *common, "--name", f"match-{name}", *extra)
-        if not (out / f"general-{name}.json").exists():
-            llamacode("eval", "fim", str(args.general), *common, "--name", f"general-{name}",
-                      *extra)  # fmt: skip
+            llamacode("eval", "fim-match", str(tasks), *common, "--out", str(out),
+                      "--name", f"match-{name}", *extra)  # fmt: skip
+        folder, stem = general_files[name]
+        if not (folder / f"{stem}.json").exists():
+            llamacode("eval", "fim", str(args.general), *common, "--out", str(folder),
+                      "--name", stem, *extra)  # fmt: skip
 
     matches = {n: match_scores(out / f"match-{n}.json") for n in ("base", "tuned")}
-    general = {n: pass_scores(out / f"general-{n}.json") for n in ("base", "tuned")}
+    general = {n: pass_scores(d / f"{stem}.json") for n, (d, stem) in general_files.items()}
     rows = []
     for mode in args.modes.split(","):
         n, em0, es0 = matches["base"][mode]
