@@ -198,6 +198,36 @@ def _template_free_llama() -> type:
     return TemplateFreeLlama
 
 
+class _LlamaLog:
+    """llama.cpp's log, shown only with --verbose.
+
+    llama-cpp-python filters it by level, but llama.cpp reports some harmless conditions at
+    error level (a LoRA tensor that cannot use the CPU's repacked buffers, a dozen lines per
+    load); failures reach the user as llamacode's own errors, which point to --verbose.
+    """
+
+    def __init__(self) -> None:
+        import ctypes
+        import sys
+
+        import llama_cpp
+
+        self.verbose = False
+
+        @llama_cpp.llama_log_callback
+        def callback(level: int, text: bytes, user_data: Any) -> None:
+            if self.verbose:
+                sys.stderr.write(text.decode("utf-8", "replace"))
+
+        self._callback = callback  # llama.cpp holds only a pointer to it
+        llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+@cache
+def _llama_log() -> _LlamaLog:
+    return _LlamaLog()
+
+
 def load_llama(facts: ModelFacts, config: EngineConfig) -> tuple[Any, LoadPlan]:
     """Load ``facts.path`` into llama.cpp with settings planned from the facts and ``config``."""
     plan = plan_load(facts, config)
@@ -210,6 +240,7 @@ def load_llama(facts: ModelFacts, config: EngineConfig) -> tuple[Any, LoadPlan]:
     check_kv_block(facts, plan)
     if config.check_memory:
         check_memory(facts, plan)
+    _llama_log().verbose = config.verbose
     try:
         llm = _template_free_llama()(
             str(facts.path),
