@@ -37,12 +37,17 @@ def summary(path: Path) -> dict[str, Any]:
 
 
 def match_scores(path: Path) -> dict[str, tuple[int, float, float]]:
-    """mode -> (tasks, exact match, edit similarity) over all kinds."""
-    groups = summary(path)["groups"]
+    """mode -> (tasks, exact match, edit similarity) over every language and kind."""
+    by_mode: dict[str, list[dict[str, Any]]] = {}
+    for row in json.loads(path.read_text())["details"]:
+        by_mode.setdefault(row["mode"], []).append(row)
     return {
-        g["mode"]: (g["n"], g["exact_match"], g["edit_similarity"])
-        for g in groups
-        if g["kind"] == "all"
+        mode: (
+            len(rows),
+            sum(r["exact_match"] for r in rows) / len(rows),
+            sum(r["edit_similarity"] for r in rows) / len(rows),
+        )
+        for mode, rows in by_mode.items()
     }
 
 
