@@ -168,13 +168,15 @@ def test_training_examples_are_the_prompts_llama_cpp_builds_for_the_editor():
 def test_adapter_on_the_quantized_model_moves_logits_as_pytorch_moves_them(tmp_path):
     """On Qwen2.5-Coder-0.5B Q4_K_M, llama.cpp's logits differ from PyTorch's on the
     dequantized weights by its quantized activations (up to ~1); what the adapter changes
-    must still agree: (adapted - base) in llama.cpp against the same in PyTorch."""
+    must still agree: (adapted - base) in llama.cpp against the same in PyTorch. Measured
+    with the adapter of a 20-minute run on asyncio: the moves correlate at 0.983, mean
+    |difference| 0.076 against a mean move of 0.72 (max 0.86 against 7.1)."""
     model_path = installed_qwen_05b()
     root = tmp_path / "repo"
     (root / "pkg").mkdir(parents=True)
     for i in range(4):
         (root / "pkg" / f"m{i}.py").write_text(f"def f{i}(x):\n    return x * {i} + {i}\n" * 8)
-    result = tune(root, _config(model_path, tmp_path / "run", steps=2, seq_len=128, lr=2e-3))
+    result = tune(root, _config(model_path, tmp_path / "run", steps=3, seq_len=128, lr=1e-2))
     state = load_file(tmp_path / "run" / "state" / "lora.safetensors")
 
     bpe = ByteLevelBPE.from_gguf(model_path)
@@ -187,6 +189,7 @@ def test_adapter_on_the_quantized_model_moves_logits_as_pytorch_moves_them(tmp_p
     llama_moved = llama_cpp_logits(model_path, tokens, lora=result.adapter) - llama_cpp_logits(
         model_path, tokens
     )
-    scale = np.abs(torch_moved).max()
-    assert scale > 0.05  # the adapter moves the logits ...
-    assert np.abs(llama_moved - torch_moved).max() < 0.25 * scale + 0.05  # ... the same way
+    moved = np.abs(torch_moved).mean()
+    assert moved > 0.1  # the adapter moves the logits ...
+    assert np.corrcoef(llama_moved.ravel(), torch_moved.ravel())[0, 1] > 0.9  # ... the same way
+    assert np.abs(llama_moved - torch_moved).mean() < 0.25 * moved
