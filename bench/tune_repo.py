@@ -105,14 +105,14 @@ def main() -> int:
     for mode in args.modes.split(","):
         n, em0, es0 = matches["base"][mode]
         _, em1, es1 = matches["tuned"][mode]
-        g0, g1 = general["base"][mode], general["tuned"][mode]
         rows.append(
             {
                 "mode": mode,
                 "held_out_tasks": n,
                 "exact_match": [em0, em1],
                 "edit_similarity": [es0, es1],
-                "general_pass_at_1": [g0, g1],
+                # None where a general run left the layout out
+                "general_pass_at_1": [general[n].get(mode) for n in ("base", "tuned")],
             }
         )
     result = {
@@ -140,9 +140,10 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for row in rows:
         em, es, g = row["exact_match"], row["edit_similarity"], row["general_pass_at_1"]
+        general_cell = " -> ".join("—" if v is None else f"{v:.1%}" for v in g)
         print(
             f"| {row['mode'].upper()} | {row['held_out_tasks']} | {em[0]:.1%} -> {em[1]:.1%} | "
-            f"{es[0]:.3f} -> {es[1]:.3f} | {g[0]:.1%} -> {g[1]:.1%} |"
+            f"{es[0]:.3f} -> {es[1]:.3f} | {general_cell} |"
         )
     return 0
 
@@ -158,6 +159,8 @@ def plot(rows: list[dict[str, Any]], name: str, path: Path) -> None:
     labels, before, after = [], [], []
     for row in rows:
         for metric, title in (("exact_match", "held-out EM"), ("general_pass_at_1", "general")):
+            if None in row[metric]:
+                continue
             labels.append(f"{row['mode'].upper()}\n{title}")
             before.append(row[metric][0] * 100)
             after.append(row[metric][1] * 100)
