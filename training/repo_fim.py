@@ -23,6 +23,7 @@ from pathlib import PurePosixPath
 from llamacode.runtime.fim import FimMode, FimTokens
 from llamacode.runtime.infill_prompt import infill_ids
 from llamacode.runtime.types import ContextFile
+from llamacode.training.evaluation.fim_tasks import clip_context
 from llamacode.training.repo_data import RepoFile
 
 
@@ -90,7 +91,8 @@ class ExampleSource:
         # Room for the prompt; the FIM layout adds up to four tokens of its own.
         budget = self.config.seq_len - len(middle_ids) - 1 - 4
         context = self._neighbours(pick, rng, int(budget * self.config.neighbour_share))
-        prefix, suffix = _clip(prefix, suffix, 6 * budget)
+        # Only what the budget can keep is tokenized: whole lines nearest the middle.
+        prefix, suffix = clip_context(prefix, suffix, 6 * budget)
         prompt = infill_ids(
             self.fim,
             self.encode,
@@ -163,14 +165,3 @@ def _piece(text: str, rng: random.Random, chars: int) -> str:
     start = text.rfind("\n", 0, start) + 1
     end = text.rfind("\n", start, start + chars)
     return text[start : end + 1 if end > start else start + chars]
-
-
-def _clip(prefix: str, suffix: str, chars: int) -> tuple[str, str]:
-    """Only what the budget can keep is tokenized: whole lines nearest the middle."""
-    if len(prefix) > chars:
-        cut = prefix.find("\n", len(prefix) - chars)
-        prefix = prefix[cut + 1 :] if cut != -1 else prefix[-chars:]
-    if len(suffix) > chars:
-        cut = suffix.rfind("\n", 0, chars)
-        suffix = suffix[: cut + 1] if cut > 0 else suffix[:chars]
-    return prefix, suffix

@@ -93,7 +93,7 @@ def source_files(roots: Sequence[str | Path]) -> list[tuple[Path, str]]:
     return sorted(found, key=lambda item: item[1])
 
 
-def _clip(prefix: str, suffix: str, chars: int) -> tuple[str, str]:
+def clip_context(prefix: str, suffix: str, chars: int) -> tuple[str, str]:
     """Keep ``chars`` of context each side, cut at line boundaries."""
     if len(prefix) > chars:
         cut = prefix.find("\n", len(prefix) - chars)
@@ -163,7 +163,7 @@ def tasks_from_files(
         for kind in config.kinds:
             cutter = _single_line_tasks if kind == "single-line" else _span_tasks
             for n, (start, middle, end) in enumerate(cutter(text, rng, config.per_file, config)):
-                prefix, suffix = _clip(text[:start], text[end:], config.context_chars)
+                prefix, suffix = clip_context(text[:start], text[end:], config.context_chars)
                 tasks.append(
                     FimTask(f"{rel}:{kind}:{n}", language, kind, rel, prefix, middle, suffix)
                 )
