@@ -79,6 +79,8 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
     model_path = resolve_model(config.model, Role.TYPING).path
     out = Path(config.out) if config.out else default_run_dir(repo, model_path)
     state_dir = out / STATE_DIR
+    if out.exists() and not out.is_dir():
+        raise TuneError(f"{out} is a file: --out names the directory a tuning run goes into")
     if out.exists() and any(out.iterdir()) and not config.resume:
         raise TuneError(
             f"{out} already holds a tuning run: pass --resume to continue it, "

@@ -123,6 +123,11 @@ def test_cli_refuses_to_overwrite_a_run_or_resume_with_other_settings(tiny, repo
     assert "Traceback" not in again.stderr and len(again.stderr.strip().splitlines()) == 1
     other = _cli(str(repo), *common, "--steps", "2", "--resume", "--rank", "4")
     assert other.returncode == 2 and "rank=8" in other.stderr
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("keep me\n")
+    taken = _cli(str(repo), *common[:2], "--out", str(a_file), "--steps", "1")
+    assert taken.returncode == 2 and "is a file" in taken.stderr
+    assert a_file.read_text() == "keep me\n"
     empty = tmp_path / "empty"
     empty.mkdir()
     nothing = _cli(str(empty), *common[:2], "--out", str(tmp_path / "x"), "--steps", "1")
