@@ -49,5 +49,5 @@ class TuneConfig:
     def time_limit_s(self) -> float | None:
         """Seconds of training allowed, or None for a run bounded by --steps only."""
         if self.minutes is not None:
-            return self.minutes * 60 or None
+            return self.minutes * 60
         return None if self.steps else DEFAULT_MINUTES * 60

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import subprocess
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,9 @@ def test_neovim_passes_every_server_setting_through_by_its_name():
     assert {k: v for k, v in sent.items() if k != "trusted"} == {
         k: v for k, v in values.items() if k != "trusted"
     }
+
+
+def test_neovim_adapter_option_reaches_the_server_as_adapter_path():
+    sent = _neovim_server_settings("{ adapter_path = '~/m/lora.gguf' }")
+    settings = ServerSettings().updated(sent, source="init")
+    assert settings.adapter_path == str(Path.home() / "m" / "lora.gguf")

@@ -4,8 +4,6 @@ llamacode/stats, reports an adapter it cannot use and keeps answering without it
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,6 @@ from llamacode.lsp.settings import ServerSettings
 from llamacode.runtime.catalog import QWEN_05B, QWEN_15B
 from llamacode.runtime.gguf_file import read_header
 from llamacode.runtime.models import catalog_path
-from tests.editors.harness import PLUGIN, find_nvim
 from tests.lsp.conftest import MIDDLE, SERVER, start, stats
 
 pytestmark = pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")
@@ -146,26 +143,6 @@ def test_an_adapter_path_from_an_untrusted_workspace_is_ignored():
     assert untrusted.adapter_path is None
     trusted = ServerSettings(trusted=True).updated({"adapterPath": "/m/a.gguf"}, source="config")
     assert trusted.adapter_path == "/m/a.gguf"
-
-
-def test_the_neovim_adapter_option_reaches_the_server_as_adapter_path():
-    code = (
-        f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})\n"
-        "local config = require('llamacode.config')\n"
-        "local opts = config.resolve({ adapter_path = '~/m/lora.gguf' })\n"
-        "io.stdout:write(vim.json.encode(config.server_settings(opts)))\n"
-    )
-    out = subprocess.run(
-        [find_nvim(), "--headless", "--clean", "-l", "-"],
-        input=code,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    sent = json.loads(out.stdout)
-    settings = ServerSettings().updated(sent, source="init")
-    assert settings.adapter_path == str(Path.home() / "m" / "lora.gguf")
 
 
 @pytest.mark.slow
