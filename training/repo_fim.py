@@ -1,7 +1,8 @@
 """FIM training examples cut from a repository's files, laid out as the editor asks.
 
 Each example is one file cut at two character positions into prefix, middle and suffix,
-in the model's own FIM tokens and PSM layout, in the repository-level form (pieces of
+in the model's own FIM tokens and layouts (PSM, SPM, or the two in turn), in the
+repository-level form (pieces of
 neighbouring files first, each after a ``<|file_sep|>`` path line, then the file's own
 path). The prompt comes from :func:`runtime.infill_prompt.infill_ids`, the function the
 engine builds serving prompts with; the middle and the end-of-middle token follow, and
@@ -32,6 +33,8 @@ class ExampleConfig:
     """How examples are cut (``llamacode tune`` flags mirror the fields that matter)."""
 
     seq_len: int = 512
+    # The FIM layouts taught, taken in turn: example i is in modes[i % len(modes)].
+    modes: tuple[FimMode, ...] = (FimMode.PSM, FimMode.SPM)
     # Middles: a random span of up to this many characters, or the rest of a line.
     max_middle_chars: int = 200
     line_rest_rate: float = 0.5
@@ -55,6 +58,7 @@ class FimExample:
     middle: str
     suffix: str
     context: tuple[ContextFile, ...]
+    mode: FimMode
 
 
 class ExampleSource:
@@ -74,6 +78,8 @@ class ExampleSource:
         self.encode = encode
         self.fim = fim
         self.config = config or ExampleConfig()
+        if not self.config.modes:
+            raise ValueError("FIM tuning needs at least one layout")
         self.seed = seed
         self._cumulative = list(accumulate(len(f.text) for f in self.files))
         self._folders: dict[str, list[int]] = {}
@@ -83,6 +89,7 @@ class ExampleSource:
     def example(self, index: int) -> FimExample:
         """Example number ``index`` of this source."""
         rng = random.Random(f"{self.seed}:{index}")
+        mode = self.config.modes[index % len(self.config.modes)]
         pick = bisect.bisect_right(self._cumulative, rng.randrange(self._cumulative[-1]))
         file = self.files[pick]
         prefix, middle, suffix = self._cut(file.text, rng)
@@ -101,11 +108,11 @@ class ExampleSource:
             suffix,
             context=context,
             path=file.path,
-            mode=FimMode.PSM,
+            mode=mode,
             budget=budget,
         )
         ids = (*prompt, *middle_ids, self.fim.eot)
-        return FimExample(ids, len(prompt), file.path, prefix, middle, suffix, context)
+        return FimExample(ids, len(prompt), file.path, prefix, middle, suffix, context, mode)
 
     def _cut(self, text: str, rng: random.Random) -> tuple[str, str, str]:
         """Prefix, middle, suffix: the middle starts at a character drawn uniformly."""

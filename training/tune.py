@@ -95,15 +95,10 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
 
     tokenizer = ByteLevelBPE.from_gguf(model_path)
-    examples = ExampleSource(
-        split.train, tokenizer.encode, facts.fim, ExampleConfig(seq_len=config.seq_len), config.seed
-    )
+    cut = ExampleConfig(seq_len=config.seq_len, modes=config.modes)
+    examples = ExampleSource(split.train, tokenizer.encode, facts.fim, cut, config.seed)
     held = ExampleSource(
-        split.held_out or split.train,
-        tokenizer.encode,
-        facts.fim,
-        ExampleConfig(seq_len=config.seq_len),
-        config.seed + 1,
+        split.held_out or split.train, tokenizer.encode, facts.fim, cut, config.seed + 1
     )
     validation = [held.example(i) for i in range(VALIDATION_EXAMPLES)]
     model = load_pretrained(model_path, max_seq_len=config.seq_len)
@@ -237,7 +232,7 @@ class _RunState:
 
 
 # The settings a resumed run must share with the run it continues.
-_RESUME_KEYS = ("rank", "alpha", "seq_len", "lr", "warmup", "batch", "seed")
+_RESUME_KEYS = ("rank", "alpha", "seq_len", "layout", "lr", "warmup", "batch", "seed")
 
 
 def _save_state(

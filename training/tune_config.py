@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llamacode.runtime.dataclass_flags import option
+from llamacode.runtime.fim import FimMode
 
 DEFAULT_MINUTES = 20.0
 
@@ -33,6 +34,14 @@ class TuneConfig:
     rank: int = field(default=8, metadata=option(minimum=1, help="LoRA rank"))
     alpha: float = field(default=16.0, metadata=option(help="LoRA alpha (scale alpha/rank)"))
     seq_len: int = field(default=512, metadata=option(minimum=64, help="tokens per example"))
+    layout: str = field(
+        default="both",
+        metadata=option(
+            choices=("psm", "spm", "both"),
+            help="FIM layouts taught; both: PSM and SPM in turn, which keeps the layout the "
+            "model is served in from drifting (default: both)",
+        ),
+    )
     lr: float = field(default=4e-4, metadata=option(help="AdamW learning rate"))
     warmup: int = field(default=10, metadata=option(minimum=0, help="linear warmup steps"))
     batch: int = field(default=1, metadata=option(minimum=1, help="examples per step"))
@@ -44,6 +53,13 @@ class TuneConfig:
     )
     resume: bool = field(default=False, metadata=option(help="continue the run in --out"))
     progress: bool = True
+
+    @property
+    def modes(self) -> tuple[FimMode, ...]:
+        """The layouts of the training examples, in the order they take turns."""
+        if self.layout == "both":
+            return (FimMode.PSM, FimMode.SPM)
+        return (FimMode(self.layout),)
 
     @property
     def time_limit_s(self) -> float | None:

@@ -103,6 +103,31 @@ def test_run_records_held_out_files_cost_and_plot(tiny, repo, tmp_path):
         engine.close()
 
 
+def test_examples_take_the_layouts_asked_for_in_turn(tiny, repo):
+    """--layout both alternates PSM and SPM; each prompt puts the middle where its layout
+    does: after the suffix in PSM, after the prefix in SPM."""
+    fim = read_facts(tiny).fim
+    assert fim is not None
+    bpe = ByteLevelBPE.from_gguf(tiny)
+    files = split_repository(repo).train
+    modes = _config(tiny, repo, layout="both").modes
+    both = ExampleSource(files, bpe.encode, fim, ExampleConfig(seq_len=128, modes=modes))
+    psm = ExampleSource(files, bpe.encode, fim, ExampleConfig(seq_len=128, modes=(FimMode.PSM,)))
+    assert [both.example(i).mode for i in range(4)] == [FimMode.PSM, FimMode.SPM] * 2
+    assert {psm.example(i).mode for i in range(4)} == {FimMode.PSM}
+    for i in range(8):
+        example = both.example(i)
+        prompt = list(example.ids[: example.target_start])
+        mid = prompt.index(fim.mid)
+        assert prompt.index(fim.suf) < mid
+        if example.mode is FimMode.PSM:
+            assert mid == len(prompt) - 1
+        else:
+            after = bpe.decode(prompt[mid + 1 :])
+            assert example.prefix.endswith(after) and (after or not example.prefix)
+    assert both.example(5) == both.example(5)
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "llamacode.runtime", "tune", *args],
@@ -136,7 +161,8 @@ def test_cli_refuses_to_overwrite_a_run_or_resume_with_other_settings(tiny, repo
 
 @pytest.mark.slow
 def test_training_examples_are_the_prompts_llama_cpp_builds_for_the_editor():
-    """The example's prompt, from our tokenizer, equals the serving prompt from llama.cpp's."""
+    """The example's prompt, from our tokenizer, equals the serving prompt from llama.cpp's,
+    in both layouts."""
     model = installed_qwen_05b()
     facts = read_facts(model)
     assert facts.fim is not None
@@ -146,9 +172,11 @@ def test_training_examples_are_the_prompts_llama_cpp_builds_for_the_editor():
     engine = Engine.load(model, EngineConfig(n_threads=1, n_ctx=1024))
     try:
         with_context = 0
+        modes = set()
         for i in range(40):
             example = source.example(i)
             with_context += bool(example.context)
+            modes.add(example.mode)
             served = infill_ids(
                 facts.fim,
                 engine.tokenize,
@@ -157,7 +185,7 @@ def test_training_examples_are_the_prompts_llama_cpp_builds_for_the_editor():
                 example.suffix,
                 context=example.context,
                 path=example.path,
-                mode=FimMode.PSM,
+                mode=example.mode,
                 budget=512 - (len(example.ids) - example.target_start) - 4,
             )
             assert list(example.ids[: example.target_start]) == served
@@ -165,6 +193,7 @@ def test_training_examples_are_the_prompts_llama_cpp_builds_for_the_editor():
             assert bpe.decode(example.ids[example.target_start : -1]) == example.middle
             assert len(example.ids) <= 512
         assert with_context > 5  # neighbouring files were part of the prompts
+        assert modes == {FimMode.PSM, FimMode.SPM}
     finally:
         engine.close()
 
