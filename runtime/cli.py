@@ -35,11 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llamacode`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", False)
+    # Libraries' own notes (gguf names the temporary file it writes) only with --verbose.
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="llamacode: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("llamacode").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
         return 2

@@ -143,6 +143,7 @@ def test_cli_refuses_to_overwrite_a_run_or_resume_with_other_settings(tiny, repo
     first = _cli(str(repo), *common, "--steps", "1", "--no-progress")
     assert first.returncode == 0, first.stderr
     assert "adapter:" in first.stdout
+    assert ".partial" not in first.stderr  # gguf's notes on its temporary file stay quiet
     again = _cli(str(repo), *common, "--steps", "2")
     assert again.returncode == 2 and "--resume" in again.stderr
     assert "Traceback" not in again.stderr and len(again.stderr.strip().splitlines()) == 1
