@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -82,18 +82,7 @@ def split_repository(root: str | Path) -> RepoSplit:
     root = Path(root).resolve()
     if not root.is_dir():
         raise RepoDataError(f"{root} is not a folder: give the root of the repository to tune on")
-    skipped: dict[str, int] = {}
-    files: list[RepoFile] = []
-    for rel in candidate_paths(root):
-        reason = _skip_reason(rel)
-        text = None
-        if reason is None:
-            text, reason = _read_source(root / rel)
-        if reason is not None:
-            skipped[reason] = skipped.get(reason, 0) + 1
-            continue
-        assert text is not None
-        files.append(RepoFile(rel, text))
+    files, skipped = read_sources(root)
     if not files:
         kinds = ", ".join(sorted(LANGUAGES))
         raise RepoDataError(f"{root} has no source files to tune on (looked for {kinds})")
@@ -107,6 +96,29 @@ def split_repository(root: str | Path) -> RepoSplit:
     return RepoSplit(root, train, tuple(held), skipped)
 
 
+def read_sources(
+    root: Path, keep: Callable[[str], bool] = lambda rel: True, *, use_git: bool = True
+) -> tuple[list[RepoFile], dict[str, int]]:
+    """The source files under ``root`` whose relative path ``keep`` accepts, and how many
+    were skipped for each reason (vendored, generated, binary, ...). ``use_git=False``
+    walks the folder even inside a git work tree."""
+    skipped: dict[str, int] = {}
+    files: list[RepoFile] = []
+    for rel in candidate_paths(root, use_git=use_git):
+        if not keep(rel):
+            continue
+        reason = _skip_reason(rel)
+        text = None
+        if reason is None:
+            text, reason = _read_source(root / rel)
+        if reason is not None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        assert text is not None
+        files.append(RepoFile(rel, text))
+    return files, skipped
+
+
 def is_held_out(path: str) -> bool:
     """Whether a file (by its path relative to the root) belongs to the held-out tenth."""
     return _path_hash(path) % HELD_OUT_EVERY == 0
@@ -116,9 +128,9 @@ def _path_hash(path: str) -> int:
     return int.from_bytes(hashlib.sha256(path.encode("utf-8")).digest()[:8], "big")
 
 
-def candidate_paths(root: Path) -> list[str]:
+def candidate_paths(root: Path, *, use_git: bool = True) -> list[str]:
     """Relative POSIX paths of the files git would track, sorted."""
-    listed = _git_files(root)
+    listed = _git_files(root) if use_git else None
     if listed is None:
         listed = list(_walk(root))
     return sorted(p for p in listed if PurePosixPath(p).suffix in LANGUAGES)

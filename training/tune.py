@@ -37,6 +37,7 @@ from llamacode.training.checkpoint import optimizer_from_tensors, optimizer_to_t
 from llamacode.training.lora import LoraConfig, add_lora, gguf_pairs, load_lora_state, lora_state
 from llamacode.training.plot import plot_losses
 from llamacode.training.pretrained import load_pretrained
+from llamacode.training.replay import MixedSource, ReplayCorpus, standard_library
 from llamacode.training.repo_data import RepoSplit, split_repository
 from llamacode.training.repo_fim import ExampleConfig, ExampleSource
 from llamacode.training.tune_config import TuneConfig
@@ -75,6 +76,10 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
     """Train (or continue) a LoRA adapter for ``config.model`` on ``repo``."""
     started = time.monotonic()
     repo = Path(repo)
+    if not 0 <= config.replay < 1:
+        raise TuneError(
+            f"--replay is a share of the examples, at least 0 and below 1, not {config.replay}"
+        )
     split = split_repository(repo)
     model_path = resolve_model(config.model, Role.TYPING).path
     out = Path(config.out) if config.out else default_run_dir(repo, model_path)
@@ -100,6 +105,18 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
     held = ExampleSource(
         split.held_out or split.train, tokenizer.encode, facts.fim, cut, config.seed + 1
     )
+    corpus = standard_library(exclude=split.root) if config.replay else None
+    if corpus is not None and not corpus.files:
+        raise TuneError(
+            f"no general code to replay: {corpus.root} holds no Python sources; "
+            "pass --replay 0 to tune on the repository alone"
+        )
+    general = (
+        ExampleSource(corpus.files, tokenizer.encode, facts.fim, cut, config.seed + 2)
+        if corpus is not None
+        else None
+    )
+    mixture = MixedSource(examples, general, config.replay)
     validation = [held.example(i) for i in range(VALIDATION_EXAMPLES)]
     model = load_pretrained(model_path, max_seq_len=config.seq_len)
     lora = LoraConfig(config.rank, config.alpha)
@@ -131,7 +148,7 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
         while (not config.steps or state.step < config.steps) and time.monotonic() < deadline:
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * min(1.0, (state.step + 1) / max(1, config.warmup))
-            loss, tokens = _step(model, examples, state.step, config.batch)
+            loss, tokens = _step(model, mixture, state.step, config.batch)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -182,12 +199,12 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
         adapter_bytes=adapter.stat().st_size,
         val_loss=state.val_loss,
     )
-    _write_run(out, repo, model_path, split, config, result)
+    _write_run(out, model_path, split, corpus, config, result)
     return result
 
 
 def _step(
-    model: torch.nn.Module, examples: ExampleSource, step: int, batch: int
+    model: torch.nn.Module, examples: MixedSource, step: int, batch: int
 ) -> tuple[float, int]:
     """One optimizer step's gradients (``batch`` examples, one at a time); mean loss."""
     total = 0.0
@@ -232,7 +249,9 @@ class _RunState:
 
 
 # The settings a resumed run must share with the run it continues.
-_RESUME_KEYS = ("rank", "alpha", "seq_len", "layout", "lr", "warmup", "batch", "seed")
+_RESUME_KEYS = (
+    "rank", "alpha", "seq_len", "layout", "replay", "lr", "warmup", "batch", "seed"
+)  # fmt: skip
 
 
 def _save_state(
@@ -281,10 +300,16 @@ def _load_state(
 
 
 def _write_run(
-    out: Path, repo: Path, model: Path, split: RepoSplit, config: TuneConfig, result: TuneResult
+    out: Path,
+    model: Path,
+    split: RepoSplit,
+    corpus: ReplayCorpus | None,
+    config: TuneConfig,
+    result: TuneResult,
 ) -> None:
     record = {
         "repository": str(split.root),
+        "replay": {"root": str(corpus.root), "files": len(corpus.files)} if corpus else None,
         "model": str(model),
         "settings": {k: v for k, v in asdict(config).items() if k not in ("out", "progress")},
         "train_files": [f.path for f in split.train],

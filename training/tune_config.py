@@ -42,6 +42,14 @@ class TuneConfig:
             "model is served in from drifting (default: both)",
         ),
     )
+    replay: float = field(
+        default=0.25,
+        metadata=option(
+            minimum=0,
+            help="share of examples cut from general code (the Python standard library) "
+            "instead of the repository, so completions elsewhere do not drift (0: none)",
+        ),
+    )
     lr: float = field(default=4e-4, metadata=option(help="AdamW learning rate"))
     warmup: int = field(default=10, metadata=option(minimum=0, help="linear warmup steps"))
     batch: int = field(default=1, metadata=option(minimum=1, help="examples per step"))

@@ -95,6 +95,7 @@ def test_run_records_held_out_files_cost_and_plot(tiny, repo, tmp_path):
     assert run["held_out_files"] == [f.path for f in split.held_out]
     assert not set(run["held_out_files"]) & set(run["train_files"])
     assert run["steps"] == 2 and run["train_tokens"] > 0 and run["adapter_bytes"] > 0
+    assert run["settings"]["replay"] == 0.25 and run["replay"]["files"] > 100
     assert (tmp_path / "run" / "loss.png").stat().st_size > 0
     engine = Engine.load(tiny, EngineConfig(n_threads=1, adapter_path=run["adapter"]))
     try:
@@ -149,6 +150,9 @@ def test_cli_refuses_to_overwrite_a_run_or_resume_with_other_settings(tiny, repo
     assert "Traceback" not in again.stderr and len(again.stderr.strip().splitlines()) == 1
     other = _cli(str(repo), *common, "--steps", "2", "--resume", "--rank", "4")
     assert other.returncode == 2 and "rank=8" in other.stderr
+    whole = _cli(str(repo), *common[:2], "--out", str(tmp_path / "r"), "--replay", "1")
+    assert whole.returncode == 2 and "--replay" in whole.stderr
+    assert len(whole.stderr.strip().splitlines()) == 1
     a_file = tmp_path / "taken.txt"
     a_file.write_text("keep me\n")
     taken = _cli(str(repo), *common[:2], "--out", str(a_file), "--steps", "1")
