@@ -8,7 +8,8 @@ a step whose output exists is not run again):
 1. `llamacode eval build-fim-tasks REPO --held-out`: tasks cut from the held-out files only;
 2. `llamacode tune REPO` (or an existing run with --run);
 3. `llamacode eval fim-match` on those tasks, without and with `--adapter`;
-4. `llamacode eval fim` on the general single-line set, without and with `--adapter`.
+4. `llamacode eval fim` on the general single-line sets (both HumanEval tenths: 207 tasks
+   say more than 104 about a one-point drop), without and with `--adapter`.
 The table goes to stdout; JSON and a bar chart to bench/out/tune/<repo>/.
 """
 
@@ -23,7 +24,10 @@ from typing import Any
 
 from common import OUT, ROOT, machine, machine_line, save
 
-GENERAL = ROOT / "evals" / "humaneval_single_line_tenth.jsonl.gz"
+GENERAL = [
+    ROOT / "evals" / "humaneval_single_line_tenth.jsonl.gz",
+    ROOT / "evals" / "humaneval_single_line_tenth_b.jsonl.gz",
+]
 
 
 def llamacode(*args: str) -> None:
@@ -51,10 +55,20 @@ def match_scores(path: Path) -> dict[str, tuple[int, float, float]]:
     }
 
 
-def pass_scores(path: Path) -> dict[str, float]:
-    """mode -> pass@1."""
+def pass_counts(path: Path) -> dict[str, tuple[int, int]]:
+    """mode -> (problems passed, problems)."""
     found = summary(path)
-    return {mode: scores["pass@1"] for mode, scores in found["modes"].items()}
+    n = found["problems"]
+    return {mode: (round(s["pass@1"] * n), n) for mode, s in found["modes"].items()}
+
+
+def pooled(counts: list[dict[str, tuple[int, int]]]) -> dict[str, float]:
+    """mode -> pass@1 over every set that measured the mode."""
+    modes = set().union(*counts)
+    return {
+        m: sum(c[m][0] for c in counts if m in c) / sum(c[m][1] for c in counts if m in c)
+        for m in modes
+    }
 
 
 def main() -> int:
@@ -66,7 +80,10 @@ def main() -> int:
     parser.add_argument("--per-file", type=int, default=6, help="held-out tasks per file and kind")
     parser.add_argument("--modes", default="psm,spm")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads for the evals")
-    parser.add_argument("--general", type=Path, default=GENERAL)
+    parser.add_argument(
+        "--general", type=Path, action="append", help="general FIM set (repeatable; default: "
+        "both HumanEval single-line tenths)"
+    )  # fmt: skip
     args = parser.parse_args()
 
     repo = args.repo.resolve()
@@ -85,22 +102,25 @@ def main() -> int:
     model = record["model"]
     adapter = record["adapter"]
     common = ["-m", model, "--threads", str(args.threads), "--modes", args.modes, "--no-progress"]
-    # The base model's general score is the same for every repository: measured once.
+    sets = args.general or GENERAL
+    # The base model's general scores are the same for every repository: measured once.
     general_files = {
-        "base": (OUT / "tune", f"general-base-{Path(model).stem}"),
-        "tuned": (out, "general-tuned"),
+        "base": [(OUT / "tune", f"general-base-{Path(model).stem}-{_stem(g)}") for g in sets],
+        "tuned": [(out, f"general-tuned-{_stem(g)}") for g in sets],
     }
     for name, extra in (("base", []), ("tuned", ["--adapter", adapter])):
         if not (out / f"match-{name}.json").exists():
             llamacode("eval", "fim-match", str(tasks), *common, "--out", str(out),
                       "--name", f"match-{name}", *extra)  # fmt: skip
-        folder, stem = general_files[name]
-        if not (folder / f"{stem}.json").exists():
-            llamacode("eval", "fim", str(args.general), *common, "--out", str(folder),
-                      "--name", stem, *extra)  # fmt: skip
+        for general_set, (folder, stem) in zip(sets, general_files[name], strict=True):
+            if not (folder / f"{stem}.json").exists():
+                llamacode("eval", "fim", str(general_set), *common, "--out", str(folder),
+                          "--name", stem, *extra)  # fmt: skip
 
     matches = {n: match_scores(out / f"match-{n}.json") for n in ("base", "tuned")}
-    general = {n: pass_scores(d / f"{stem}.json") for n, (d, stem) in general_files.items()}
+    counts = {n: [pass_counts(d / f"{s}.json") for d, s in files]
+              for n, files in general_files.items()}  # fmt: skip
+    general = {n: pooled(c) for n, c in counts.items()}
     rows = []
     for mode in args.modes.split(","):
         n, em0, es0 = matches["base"][mode]
@@ -124,6 +144,9 @@ def main() -> int:
         "held_out_files": len(record["held_out_files"]),
         "train_files": len(record["train_files"]),
         "rows": rows,
+        "general_sets": {
+            _stem(g): {n: counts[n][i] for n in counts} for i, g in enumerate(sets)
+        },
     }  # fmt: skip
     save(f"tune_{repo.name}", result)
     plot(rows, repo.name, out / "tune.png")
@@ -145,7 +168,16 @@ def main() -> int:
             f"| {row['mode'].upper()} | {row['held_out_tasks']} | {em[0]:.1%} -> {em[1]:.1%} | "
             f"{es[0]:.3f} -> {es[1]:.3f} | {general_cell} |"
         )
+    print(f"\ngeneral pass@1 over {', '.join(_stem(g) for g in sets)} (passed / problems):")
+    for stem, by_name in result["general_sets"].items():
+        cells = [f"{m.upper()} {by_name['base'][m][0]} -> {by_name['tuned'][m][0]}"
+                 for m in args.modes.split(",") if m in by_name["base"] and m in by_name["tuned"]]  # fmt: skip
+        print(f"  {stem}: " + ", ".join(cells) + f" of {next(iter(by_name['base'].values()))[1]}")
     return 0
+
+
+def _stem(path: Path) -> str:
+    return path.name.split(".")[0]
 
 
 def plot(rows: list[dict[str, Any]], name: str, path: Path) -> None:
