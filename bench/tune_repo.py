@@ -62,13 +62,21 @@ def pass_counts(path: Path) -> dict[str, tuple[int, int]]:
     return {mode: (round(s["pass@1"] * n), n) for mode, s in found["modes"].items()}
 
 
-def pooled(counts: list[dict[str, tuple[int, int]]]) -> dict[str, float]:
-    """mode -> pass@1 over every set that measured the mode."""
-    modes = set().union(*counts)
-    return {
-        m: sum(c[m][0] for c in counts if m in c) / sum(c[m][1] for c in counts if m in c)
-        for m in modes
-    }
+def pooled(
+    base: list[dict[str, tuple[int, int]]], tuned: list[dict[str, tuple[int, int]]]
+) -> dict[str, tuple[float, float]]:
+    """mode -> (base, tuned) pass@1 over the sets that measured the mode both ways."""
+    result = {}
+    for mode in set().union(*base, *tuned):
+        both = zip(base, tuned, strict=True)
+        pairs = [(b[mode], t[mode]) for b, t in both if mode in b and mode in t]
+        if pairs:
+            problems = sum(b[1] for b, _ in pairs)
+            result[mode] = (
+                sum(b[0] for b, _ in pairs) / problems,
+                sum(t[0] for _, t in pairs) / problems,
+            )
+    return result
 
 
 def main() -> int:
@@ -120,7 +128,7 @@ def main() -> int:
     matches = {n: match_scores(out / f"match-{n}.json") for n in ("base", "tuned")}
     counts = {n: [pass_counts(d / f"{s}.json") for d, s in files]
               for n, files in general_files.items()}  # fmt: skip
-    general = {n: pooled(c) for n, c in counts.items()}
+    general = pooled(counts["base"], counts["tuned"])
     rows = []
     for mode in args.modes.split(","):
         n, em0, es0 = matches["base"][mode]
@@ -132,7 +140,7 @@ def main() -> int:
                 "exact_match": [em0, em1],
                 "edit_similarity": [es0, es1],
                 # None where a general run left the layout out
-                "general_pass_at_1": [general[n].get(mode) for n in ("base", "tuned")],
+                "general_pass_at_1": list(general.get(mode, (None, None))),
             }
         )
     result = {
