@@ -5,7 +5,8 @@ single-line set the 0.5B lost points in the layout it is served in. Code Llama's
 instruction tuning answers the same drift by mixing a small share of its original code
 data back in; here that data is the Python standard library that every llamacode install
 runs on (well-written general code, present offline), less its tests and anything inside
-the repository being tuned.
+the repository being tuned. A quarter of replay in a 20-minute run did not hold the general
+set on two repositories (bench/RESULTS.md), so it is off unless asked for.
 """
 
 from __future__ import annotations

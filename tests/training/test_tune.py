@@ -89,7 +89,7 @@ def test_resumed_run_ends_where_the_uninterrupted_run_ends(tiny, repo, tmp_path)
 
 
 def test_run_records_held_out_files_cost_and_plot(tiny, repo, tmp_path):
-    tune(repo, _config(tiny, tmp_path / "run", steps=2))
+    tune(repo, _config(tiny, tmp_path / "run", steps=2, replay=0.25))
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     split = split_repository(repo)
     assert run["held_out_files"] == [f.path for f in split.held_out]
