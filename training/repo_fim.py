@@ -2,9 +2,8 @@
 
 Each example is one file cut at two character positions into prefix, middle and suffix,
 in the model's own FIM tokens and layouts (PSM, SPM, or the two in turn), in the
-repository-level form (pieces of
-neighbouring files first, each after a ``<|file_sep|>`` path line, then the file's own
-path). The prompt comes from :func:`runtime.infill_prompt.infill_ids`, the function the
+repository-level form (pieces of neighbouring files first, each after a ``<|file_sep|>``
+path line, then the file's own path). The prompt comes from :func:`runtime.infill_prompt.infill_ids`, the function the
 engine builds serving prompts with; the middle and the end-of-middle token follow, and
 only those carry the loss.
 
