@@ -59,7 +59,7 @@ def pass_counts(path: Path) -> dict[str, tuple[int, int]]:
     """mode -> (problems passed, problems)."""
     found = summary(path)
     n = found["problems"]
-    return {mode: (round(s["pass@1"] * n), n) for mode, s in found["modes"].items()}
+    return {mode: (s["outcomes"].get("passed", 0), n) for mode, s in found["modes"].items()}
 
 
 def pooled(
