@@ -76,6 +76,8 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
     """Train (or continue) a LoRA adapter for ``config.model`` on ``repo``."""
     started = time.monotonic()
     repo = Path(repo)
+    if not 0 <= config.lr_floor <= 1:
+        raise TuneError(f"--lr-floor is a share of --lr, from 0 to 1, not {config.lr_floor}")
     if not 0 <= config.replay < 1:
         raise TuneError(
             f"--replay is a share of the examples, at least 0 and below 1, not {config.replay}"
@@ -146,8 +148,11 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
     tokens_here = 0
     try:
         while (not config.steps or state.step < config.steps) and time.monotonic() < deadline:
+            done = state.step / config.steps if config.steps else 0.0
+            if limit is not None:
+                done = max(done, (time.monotonic() - started) / limit)
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * min(1.0, (state.step + 1) / max(1, config.warmup))
+                group["lr"] = learning_rate(config, state.step, done)
             loss, tokens = _step(model, mixture, state.step, config.batch)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -203,6 +208,15 @@ def tune(repo: str | Path, config: TuneConfig) -> TuneResult:
     return result
 
 
+def learning_rate(config: TuneConfig, step: int, done: float) -> float:
+    """The rate for ``step`` when a share ``done`` of the run is over: a linear warmup,
+    then a cosine from ``lr`` down to ``lr_floor * lr`` at the end (Code Llama's
+    schedule). A constant rate left batch-1 runs' held-out loss swinging to the end."""
+    warm = min(1.0, (step + 1) / max(1, config.warmup))
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+    return config.lr * warm * (config.lr_floor + (1 - config.lr_floor) * cosine)
+
+
 def _step(
     model: torch.nn.Module, examples: MixedSource, step: int, batch: int
 ) -> tuple[float, int]:
@@ -250,7 +264,8 @@ class _RunState:
 
 # The settings a resumed run must share with the run it continues.
 _RESUME_KEYS = (
-    "rank", "alpha", "seq_len", "layout", "replay", "lr", "warmup", "batch", "seed"
+    "rank", "alpha", "seq_len", "layout", "replay", "lr", "warmup", "lr_floor", "batch",
+    "seed",
 )  # fmt: skip
 
 

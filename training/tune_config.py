@@ -51,8 +51,16 @@ class TuneConfig:
             "general set in 20 minutes (bench/RESULTS.md) (default: 0)",
         ),
     )
-    lr: float = field(default=4e-4, metadata=option(help="AdamW learning rate"))
+    lr: float = field(default=2e-4, metadata=option(help="AdamW learning rate"))
     warmup: int = field(default=10, metadata=option(minimum=0, help="linear warmup steps"))
+    lr_floor: float = field(
+        default=0.1,
+        metadata=option(
+            minimum=0,
+            help="learning rate at the end of the run as a share of --lr: after the warmup "
+            "it decays along a cosine over --steps, or over --minutes (default: 0.1)",
+        ),
+    )
     batch: int = field(default=1, metadata=option(minimum=1, help="examples per step"))
     seed: int = 0
     threads: int = field(default=0, metadata=option(minimum=0, help="CPU threads (0: all)"))

@@ -18,12 +18,13 @@ from llamacode.runtime.engine import Engine
 from llamacode.runtime.fim import FimMode
 from llamacode.runtime.infill_prompt import infill_ids
 from llamacode.runtime.model_facts import read_facts
+from llamacode.training import tune as tune_module
 from llamacode.training.bpe import ByteLevelBPE
 from llamacode.training.lora import LoraConfig, add_lora, load_lora_state
 from llamacode.training.pretrained import load_pretrained
 from llamacode.training.repo_data import split_repository
 from llamacode.training.repo_fim import ExampleConfig, ExampleSource
-from llamacode.training.tune import tune
+from llamacode.training.tune import learning_rate, tune
 from llamacode.training.tune_config import TuneConfig
 from tests.fixtures.qwen2_gguf import installed_qwen_05b, llama_cpp_logits, write_tiny_qwen2_gguf
 
@@ -74,9 +75,21 @@ def test_adapter_applied_by_llama_cpp_gives_pytorch_base_plus_lora(tiny, repo, t
     assert np.abs(theirs - ours).max() < 1e-4  # ... exactly as PyTorch computes it
 
 
-def test_resumed_run_ends_where_the_uninterrupted_run_ends(tiny, repo, tmp_path):
+def test_interrupted_run_resumed_ends_where_the_uninterrupted_run_ends(
+    tiny, repo, tmp_path, monkeypatch
+):
     tune(repo, _config(tiny, tmp_path / "straight", steps=4, save_every=1))
-    tune(repo, _config(tiny, tmp_path / "split", steps=2, save_every=1))
+    one_step = tune_module._step
+
+    def interrupted_at_step_2(model, examples, step, batch):
+        if step == 2:
+            raise KeyboardInterrupt
+        return one_step(model, examples, step, batch)
+
+    monkeypatch.setattr(tune_module, "_step", interrupted_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        tune(repo, _config(tiny, tmp_path / "split", steps=4, save_every=1))
+    monkeypatch.undo()
     tune(repo, _config(tiny, tmp_path / "split", steps=4, save_every=1, resume=True))
     straight = load_file(tmp_path / "straight" / "state" / "lora.safetensors")
     split = load_file(tmp_path / "split" / "state" / "lora.safetensors")
@@ -128,6 +141,39 @@ def test_examples_take_the_layouts_asked_for_in_turn(tiny, repo):
             assert example.prefix.endswith(after) and (after or not example.prefix)
 
 
+def test_middles_are_shaped_as_the_editor_asks_for_them(tiny, repo):
+    """Whole lines from their indentation to a line's end, the rest of a line from the
+    cursor, and a few spans that may end anywhere, in about the configured shares."""
+    fim = read_facts(tiny).fim
+    assert fim is not None
+    bpe = ByteLevelBPE.from_gguf(tiny)
+    source = ExampleSource(split_repository(repo).train, bpe.encode, fim, ExampleConfig())
+    whole = rest = other = 0
+    for i in range(300):
+        e = source.example(i)
+        assert e.middle
+        line_start = e.prefix.rsplit("\n", 1)[-1]
+        at_line_end = e.suffix[:1] in ("\n", "")
+        if at_line_end and e.middle.strip() and not line_start.strip():
+            whole += 1
+        elif at_line_end and "\n" not in e.middle:
+            rest += 1
+        else:
+            other += 1
+    # whole_lines_rate 0.4 (plus rests whose cursor fell in the indentation), 0.4, 0.2
+    assert 0.3 < whole / 300 < 0.65 and 0.2 < rest / 300 < 0.5 and 0.05 < other / 300 < 0.3
+
+
+def test_learning_rate_warms_up_then_decays_to_its_floor():
+    config = TuneConfig(lr=1e-3, warmup=10, lr_floor=0.1)
+    assert learning_rate(config, 0, 0.0) == pytest.approx(1e-4)
+    assert learning_rate(config, 9, 0.0) == pytest.approx(1e-3)
+    along = [learning_rate(config, 10, done / 10) for done in range(11)]
+    assert along == sorted(along, reverse=True)
+    assert along[5] == pytest.approx(0.55e-3) and along[-1] == pytest.approx(1e-4)
+    assert learning_rate(config, 10, 1.5) == pytest.approx(1e-4)  # past a time limit
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "llamacode.runtime", "tune", *args],
@@ -152,6 +198,9 @@ def test_cli_refuses_to_overwrite_a_run_or_resume_with_other_settings(tiny, repo
     whole = _cli(str(repo), *common[:2], "--out", str(tmp_path / "r"), "--replay", "1")
     assert whole.returncode == 2 and "--replay" in whole.stderr
     assert len(whole.stderr.strip().splitlines()) == 1
+    above = _cli(str(repo), *common[:2], "--out", str(tmp_path / "f"), "--lr-floor", "1.5")
+    assert above.returncode == 2 and "--lr-floor" in above.stderr
+    assert len(above.stderr.strip().splitlines()) == 1
     a_file = tmp_path / "taken.txt"
     a_file.write_text("keep me\n")
     taken = _cli(str(repo), *common[:2], "--out", str(a_file), "--steps", "1")
