@@ -194,9 +194,9 @@ def _whole_lines(text: str, cursor: int, rng: random.Random, most: int) -> tuple
     start = text.rfind("\n", 0, cursor) + 1
     while start < len(text):
         end = _line_end(text, start)
-        indent = len(text[start:end]) - len(text[start:end].lstrip())
-        if start + indent < end:
-            start += indent
+        code = text[start:end].lstrip()
+        if code:
+            start = end - len(code)
             break
         start = end + 1
     else:  # only blank lines from the cursor on: the middle is the last character
